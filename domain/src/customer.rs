@@ -1,0 +1,193 @@
+//! Customer: registration, credentials, email verification and role.
+//!
+//! Admins and analysts are customers with another role, so one login path
+//! serves everyone. The password hash lives in its own event type,
+//! [`PasswordSet`], so that exports can redact exactly that.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::{Aggregate, DomainError};
+use crate::event_set;
+use crate::values::{CustomerId, Email, Name, PasswordHash, Role};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerRegistered {
+    pub customer_id: CustomerId,
+    pub email: Email,
+    pub name: Name,
+    pub role: Role,
+    pub registered_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordSet {
+    pub password_hash: PasswordHash,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailVerified {
+    pub email: Email,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleChanged {
+    pub role: Role,
+    pub previous: Role,
+    pub at: DateTime<Utc>,
+}
+
+event_set! {
+    /// Events of a customer stream.
+    pub enum CustomerEvent {
+        CustomerRegistered = 1,
+        PasswordSet = 1,
+        EmailVerified = 1,
+        RoleChanged = 1,
+    }
+}
+
+/// Event types whose data holds secrets, with the field to redact when events
+/// leave the system (exports, stream views, the Kafka feed).
+pub const SECRET_FIELDS: &[(&str, &str)] = &[("PasswordSet", "password_hash")];
+
+#[derive(Debug, Clone)]
+pub enum CustomerCommand {
+    Register {
+        customer_id: CustomerId,
+        email: Email,
+        name: Name,
+        role: Role,
+        password_hash: PasswordHash,
+        at: DateTime<Utc>,
+    },
+    SetPassword {
+        password_hash: PasswordHash,
+        at: DateTime<Utc>,
+    },
+    VerifyEmail {
+        at: DateTime<Utc>,
+    },
+    ChangeRole {
+        role: Role,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Customer {
+    pub registered: Option<Registration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub customer_id: CustomerId,
+    pub email: Email,
+    pub name: Name,
+    pub role: Role,
+    pub password_hash: Option<PasswordHash>,
+    pub email_verified: bool,
+    pub registered_at: DateTime<Utc>,
+}
+
+impl Aggregate for Customer {
+    type Event = CustomerEvent;
+    type Command = CustomerCommand;
+    const CATEGORY: &'static str = "customer";
+
+    fn decide(&self, command: &CustomerCommand) -> Result<Vec<CustomerEvent>, DomainError> {
+        use CustomerCommand::*;
+        match (command, &self.registered) {
+            (
+                Register {
+                    customer_id,
+                    email,
+                    name,
+                    role,
+                    password_hash,
+                    at,
+                },
+                None,
+            ) => Ok(vec![
+                CustomerRegistered {
+                    customer_id: *customer_id,
+                    email: email.clone(),
+                    name: name.clone(),
+                    role: *role,
+                    registered_at: *at,
+                }
+                .into(),
+                PasswordSet {
+                    password_hash: password_hash.clone(),
+                    at: *at,
+                }
+                .into(),
+            ]),
+            (Register { .. }, Some(_)) => Err(DomainError::AlreadyExists("customer")),
+            (_, None) => Err(DomainError::NotFound("customer")),
+            (SetPassword { password_hash, at }, Some(reg)) => {
+                if reg.password_hash.as_ref() == Some(password_hash) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    PasswordSet {
+                        password_hash: password_hash.clone(),
+                        at: *at,
+                    }
+                    .into(),
+                ])
+            }
+            (VerifyEmail { at }, Some(reg)) => {
+                if reg.email_verified {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    EmailVerified {
+                        email: reg.email.clone(),
+                        at: *at,
+                    }
+                    .into(),
+                ])
+            }
+            (ChangeRole { role, at }, Some(reg)) => {
+                if reg.role == *role {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    RoleChanged {
+                        role: *role,
+                        previous: reg.role,
+                        at: *at,
+                    }
+                    .into(),
+                ])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: &CustomerEvent) {
+        match (event, &mut self.registered) {
+            (CustomerEvent::CustomerRegistered(e), _) => {
+                self.registered = Some(Registration {
+                    customer_id: e.customer_id,
+                    email: e.email.clone(),
+                    name: e.name.clone(),
+                    role: e.role,
+                    password_hash: None,
+                    email_verified: false,
+                    registered_at: e.registered_at,
+                });
+            }
+            (CustomerEvent::PasswordSet(e), Some(reg)) => {
+                reg.password_hash = Some(e.password_hash.clone())
+            }
+            (CustomerEvent::EmailVerified(_), Some(reg)) => reg.email_verified = true,
+            (CustomerEvent::RoleChanged(e), Some(reg)) => reg.role = e.role,
+            // Events before registration cannot have been accepted; folding
+            // ignores them rather than failing.
+            (_, None) => {}
+        }
+    }
+}

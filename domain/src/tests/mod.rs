@@ -1,0 +1,1 @@
+//! Given/when/then tests for every aggregate rule, and property tests.

@@ -89,8 +89,14 @@ pub enum CartCommand {
         product_id: ProductId,
         at: DateTime<Utc>,
     },
-    CheckOut { order_id: OrderId, at: DateTime<Utc> },
-    RecordRefusal { refusal: DomainError, at: DateTime<Utc> },
+    CheckOut {
+        order_id: OrderId,
+        at: DateTime<Utc>,
+    },
+    RecordRefusal {
+        refusal: DomainError,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -108,7 +108,10 @@ impl Aggregate for Inventory {
                     .checked_add(u64::from(quantity.get()))
                     .is_none_or(|total| total > i64::MAX as u64)
                 {
-                    return Err(DomainError::invalid("quantity", "stock on hand would overflow"));
+                    return Err(DomainError::invalid(
+                        "quantity",
+                        "stock on hand would overflow",
+                    ));
                 }
                 Ok(vec![
                     StockReceived {

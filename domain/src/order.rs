@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{Aggregate, DomainError, StatusName};
 use crate::event_set;
 use crate::values::{
-    CartId, Carrier, CustomerId, Money, Name, OrderId, PaymentReference, ProductId, Quantity,
+    Carrier, CartId, CustomerId, Money, Name, OrderId, PaymentReference, ProductId, Quantity,
     ShippingAddress, Sku, Tracking,
 };
 

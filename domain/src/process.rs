@@ -53,7 +53,11 @@ pub fn checkout(
     let unavailable: Vec<ProductId> = state
         .lines
         .iter()
-        .filter(|l| !products.get(&l.product_id).is_some_and(Product::is_for_sale))
+        .filter(|l| {
+            !products
+                .get(&l.product_id)
+                .is_some_and(Product::is_for_sale)
+        })
         .map(|l| l.product_id)
         .collect();
     if !unavailable.is_empty() {
@@ -139,7 +143,10 @@ pub fn cancel_order(
     let stock_events = if order_events.is_empty() {
         vec![]
     } else {
-        per_line(order, stock, |order_id| InventoryCommand::Release { order_id, at })?
+        per_line(order, stock, |order_id| InventoryCommand::Release {
+            order_id,
+            at,
+        })?
     };
     Ok(OrderDecision {
         order: order_events,
@@ -163,7 +170,10 @@ pub fn ship_order(
     let stock_events = if order_events.is_empty() {
         vec![]
     } else {
-        per_line(order, stock, |order_id| InventoryCommand::Ship { order_id, at })?
+        per_line(order, stock, |order_id| InventoryCommand::Ship {
+            order_id,
+            at,
+        })?
     };
     Ok(OrderDecision {
         order: order_events,

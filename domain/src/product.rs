@@ -92,7 +92,9 @@ pub struct Listing {
 impl Product {
     /// The listing, or why a command on a missing product fails.
     pub fn listing(&self) -> Result<&Listing, DomainError> {
-        self.listing.as_ref().ok_or(DomainError::NotFound("product"))
+        self.listing
+            .as_ref()
+            .ok_or(DomainError::NotFound("product"))
     }
 
     pub fn is_for_sale(&self) -> bool {
@@ -168,7 +170,9 @@ impl Aggregate for Product {
                 })
             }
             (ProductEvent::ProductPriceChanged(e), Some(l)) => l.price = e.price,
-            (ProductEvent::ProductDiscontinued(_), Some(l)) => l.status = ProductStatus::Discontinued,
+            (ProductEvent::ProductDiscontinued(_), Some(l)) => {
+                l.status = ProductStatus::Discontinued
+            }
             (_, None) => {}
         }
     }

@@ -44,9 +44,8 @@ where
                 assert_eq!(events, expected, "unexpected events");
                 let mut state = self.state;
                 for e in &events {
-                    let decoded =
-                        A::Event::decode(e.event_type(), e.schema_version(), &e.encode())
-                            .expect("event decodes");
+                    let decoded = A::Event::decode(e.event_type(), e.schema_version(), &e.encode())
+                        .expect("event decodes");
                     assert_eq!(&decoded, e, "event changed through encode/decode");
                     state.evolve(e);
                 }

@@ -108,7 +108,10 @@ fn bounded_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String
             format!("must be at most {max} characters"),
         ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(FieldError::new(
             field,
             "must not contain control characters",
@@ -614,9 +617,7 @@ impl TryFrom<RawPostalAddress> for PostalAddress {
         let field = |name: &str| format!("shipping_address.{name}");
         let optional = |name: &str, value: Option<String>| -> Result<Option<String>, FieldError> {
             match value {
-                Some(v) if !v.trim().is_empty() => {
-                    bounded_text(&field(name), &v, 1, 200).map(Some)
-                }
+                Some(v) if !v.trim().is_empty() => bounded_text(&field(name), &v, 1, 200).map(Some),
                 _ => Ok(None),
             }
         };

@@ -1,0 +1,127 @@
+//! Access tokens: HS256 JWTs naming the customer and their role.
+//!
+//! A role change takes effect with the next token; tokens are short-lived
+//! (one hour by default) for that reason.
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use shopstream_domain::values::{CustomerId, Role};
+
+const ISSUER: &str = "shopstream";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: CustomerId,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid")]
+    Invalid,
+    #[error("the token could not be signed: {0}")]
+    Signing(String),
+}
+
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: chrono::Duration,
+}
+
+impl TokenIssuer {
+    /// A secret of at least 32 bytes is expected; shorter ones are refused.
+    pub fn new(secret: &[u8], ttl: std::time::Duration) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("the token secret must be at least 32 bytes".into());
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.leeway = 5;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl: chrono::Duration::from_std(ttl).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// A token for this customer, and how many seconds it is valid.
+    pub fn issue(
+        &self,
+        customer: CustomerId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<(String, i64), TokenError> {
+        let claims = Claims {
+            sub: customer,
+            role,
+            iat: now.timestamp(),
+            exp: (now + self.ttl).timestamp(),
+            iss: ISSUER.to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
+        Ok((token, self.ttl.num_seconds()))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn issuer(secret: &[u8]) -> TokenIssuer {
+        TokenIssuer::new(secret, std::time::Duration::from_secs(3600)).unwrap()
+    }
+
+    #[test]
+    fn an_issued_token_verifies_with_its_claims() {
+        let issuer = issuer(&[7; 32]);
+        let id = CustomerId(Uuid::from_u128(1));
+        let (token, ttl) = issuer.issue(id, Role::Admin, Utc::now()).unwrap();
+        assert_eq!(ttl, 3600);
+        let claims = issuer.verify(&token).unwrap();
+        assert_eq!((claims.sub, claims.role), (id, Role::Admin));
+    }
+
+    #[test]
+    fn expired_tampered_and_foreign_tokens_are_refused() {
+        let a = issuer(&[7; 32]);
+        let b = issuer(&[8; 32]);
+        let id = CustomerId(Uuid::from_u128(1));
+        let (old, _) = a
+            .issue(id, Role::Customer, Utc::now() - chrono::Duration::hours(2))
+            .unwrap();
+        assert_eq!(a.verify(&old), Err(TokenError::Expired));
+        let (token, _) = a.issue(id, Role::Customer, Utc::now()).unwrap();
+        assert_eq!(b.verify(&token), Err(TokenError::Invalid));
+        let mut tampered = token.clone();
+        tampered.insert(tampered.len() / 2, 'x');
+        assert_eq!(a.verify(&tampered), Err(TokenError::Invalid));
+        assert_eq!(a.verify("not a token"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(TokenIssuer::new(b"short", std::time::Duration::from_secs(60)).is_err());
+    }
+}

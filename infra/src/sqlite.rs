@@ -1,0 +1,108 @@
+//! What both embedded stores share: opening SQLite files the same way and a
+//! small pool of read connections used from blocking tasks.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// How hard a commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is fsynced before it is acknowledged: survives power loss.
+    #[default]
+    Fsync,
+    /// Commits reach the operating system before they are acknowledged:
+    /// survive a crash of the process, not of the machine.
+    Os,
+}
+
+/// How long a connection waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a connection for writing, in WAL mode, with the given durability.
+pub(crate) fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Fsync => "FULL",
+            Durability::Os => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "cache_size", -16_000)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Opens a read-only connection to a file a writer has created.
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -8_000)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Read connections kept open between uses. Connections are made on demand,
+/// so the pool never blocks; at most `max_idle` are kept.
+#[derive(Clone)]
+pub(crate) struct ReadPool {
+    path: Arc<PathBuf>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    pub(crate) fn new(path: PathBuf, max_idle: usize) -> Self {
+        Self {
+            path: Arc::new(path),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            max_idle,
+        }
+    }
+
+    /// Runs `f` with a read connection, on the calling (blocking) thread.
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.path)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// Runs `f` with a read connection on tokio's blocking pool.
+    pub(crate) async fn run<T, F>(&self, f: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = self.clone();
+        match tokio::task::spawn_blocking(move || pool.with(f)).await {
+            Ok(r) => r,
+            Err(join) => Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
+                std::io::Error::other(format!("read task failed: {join}")),
+            ))),
+        }
+    }
+}

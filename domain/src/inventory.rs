@@ -89,6 +89,17 @@ impl Inventory {
         self.on_hand.saturating_sub(self.reserved)
     }
 
+    /// An inventory stream holds one SKU for ever.
+    fn check_sku(&self, sku: &Sku) -> Result<(), DomainError> {
+        match &self.sku {
+            Some(own) if own != sku => Err(DomainError::invalid(
+                "sku",
+                format!("this inventory holds {own}, not {sku}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn reservation(&self, order_id: OrderId) -> Option<(Sku, Quantity)> {
         let quantity = *self.reservations.get(&order_id)?;
         Some((self.sku.clone()?, quantity))
@@ -103,6 +114,7 @@ impl Aggregate for Inventory {
     fn decide(&self, command: &InventoryCommand) -> Result<Vec<InventoryEvent>, DomainError> {
         match command {
             InventoryCommand::Receive { sku, quantity, at } => {
+                self.check_sku(sku)?;
                 if self
                     .on_hand
                     .checked_add(u64::from(quantity.get()))
@@ -128,6 +140,7 @@ impl Aggregate for Inventory {
                 quantity,
                 at,
             } => {
+                self.check_sku(sku)?;
                 if let Some(existing) = self.reservations.get(order_id) {
                     return if existing == quantity {
                         Ok(vec![])

@@ -121,7 +121,8 @@ pub struct OrderState {
     pub placed: OrderPlaced,
     pub status: OrderStatus,
     pub paid: Money,
-    pub payments: Vec<PaymentReference>,
+    /// Every payment taken, by reference.
+    pub payments: Vec<(PaymentReference, Money)>,
     pub shipment: Option<(Carrier, Tracking)>,
     pub history: Vec<(OrderStatus, DateTime<Utc>)>,
 }
@@ -175,8 +176,17 @@ impl Aggregate for Order {
                 at,
             } => {
                 let order = self.state()?;
-                if order.payments.contains(reference) {
-                    return Ok(vec![]);
+                if let Some((_, taken)) = order.payments.iter().find(|(r, _)| r == reference) {
+                    // A retried payment changes nothing; a reference reused
+                    // for another amount is a client error, not a repeat.
+                    return if taken == amount {
+                        Ok(vec![])
+                    } else {
+                        Err(DomainError::invalid(
+                            "reference",
+                            "this reference was already used for another amount",
+                        ))
+                    };
                 }
                 if order.status != OrderStatus::Confirmed {
                     return Err(order.invalid("pay"));
@@ -270,7 +280,7 @@ impl Aggregate for Order {
             OrderEvent::OrderPlaced(_) => {}
             OrderEvent::PaymentReceived(e) => {
                 order.paid = e.paid_total;
-                order.payments.push(e.reference.clone());
+                order.payments.push((e.reference.clone(), e.amount));
             }
             OrderEvent::OrderPaid(e) => order.transition(OrderStatus::Paid, e.at),
             OrderEvent::OrderCancelled(e) => order.transition(OrderStatus::Cancelled, e.at),

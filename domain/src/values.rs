@@ -420,7 +420,9 @@ impl fmt::Display for Currency {
 }
 
 /// An amount of money in integer minor units of one currency. Never negative:
-/// the domain has no negative prices, totals or payments.
+/// the domain has no negative prices, totals or payments. A single amount
+/// from outside (a price, a payment) is at most [`Money::MAX_AMOUNT`]; sums
+/// such as an order's total may be larger and are computed with checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawMoney")]
 pub struct Money {
@@ -436,8 +438,16 @@ struct RawMoney {
 
 impl TryFrom<RawMoney> for Money {
     type Error = FieldError;
+    /// Stored amounts may be sums beyond [`Money::MAX_AMOUNT`] (an order's
+    /// total); only a negative amount is never valid.
     fn try_from(raw: RawMoney) -> Result<Self, FieldError> {
-        Money::new(raw.amount, raw.currency)
+        if raw.amount < 0 {
+            return Err(FieldError::new("amount", "must not be negative"));
+        }
+        Ok(Money {
+            amount: raw.amount,
+            currency: raw.currency,
+        })
     }
 }
 
@@ -684,6 +694,9 @@ mod tests {
         assert!(Currency::parse("XYZ").is_err());
         let m: Result<Money, _> = serde_json::from_str(r#"{"amount":-5,"currency":"EUR"}"#);
         assert!(m.is_err(), "deserialisation must validate too");
+        let total: Money = serde_json::from_str(r#"{"amount":5000000000000,"currency":"EUR"}"#)
+            .expect("a stored total may exceed the single-amount bound");
+        assert_eq!(total.amount, 5_000_000_000_000);
         let m: Money = serde_json::from_str(r#"{"amount":1999,"currency":"EUR"}"#).unwrap();
         assert_eq!(m, Money::new(1999, eur).unwrap());
     }

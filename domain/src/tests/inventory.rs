@@ -254,3 +254,24 @@ fn reservations_are_kept_per_order() {
     assert_eq!(orders, [order_id(1), order_id(2), order_id(3)]);
     assert_stock(&state, 10, 9, 1);
 }
+
+#[test]
+fn an_inventory_stream_holds_one_sku_for_ever() {
+    let other = || sku("CUP-9");
+    let refusal = || DomainError::invalid("sku", "this inventory holds MUG-1, not CUP-9");
+    given::<Inventory>([received(5)])
+        .when(InventoryCommand::Receive {
+            sku: other(),
+            quantity: qty(1),
+            at: t(1),
+        })
+        .then_error(refusal());
+    given::<Inventory>([received(5)])
+        .when(InventoryCommand::Reserve {
+            sku: other(),
+            order_id: order_id(1),
+            quantity: qty(1),
+            at: t(1),
+        })
+        .then_error(refusal());
+}

@@ -1,0 +1,101 @@
+//! Registration, tokens and roles.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use shopstream_domain::values::{CustomerId, Email, FieldError, Name, Role};
+use uuid::Uuid;
+
+use super::committed;
+use super::extract::{CommandRequest, JsonBody, Validator};
+use super::problem::ApiError;
+use crate::app::App;
+use crate::app::auth::PASSWORD_CHARS;
+use crate::app::commands::customers::{ChangeRole, RegisterCustomer};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/customers", web::post().to(register))
+        .route("/auth/token", web::post().to(token))
+        .route("/admin/customers/{id}/role", web::put().to(change_role));
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    email: String,
+    password: String,
+    name: String,
+}
+
+fn password(raw: &str) -> Result<&str, FieldError> {
+    let chars = raw.chars().count();
+    if PASSWORD_CHARS.contains(&chars) {
+        Ok(raw)
+    } else {
+        Err(FieldError::new(
+            "password",
+            format!(
+                "must be {} to {} characters",
+                PASSWORD_CHARS.start(),
+                PASSWORD_CHARS.end()
+            ),
+        ))
+    }
+}
+
+async fn register(
+    app: web::Data<App>,
+    request: CommandRequest,
+    body: JsonBody<Registration>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = request.context(&body.raw)?;
+    let mut v = Validator::default();
+    let email = v.check("email", Email::parse(&body.email));
+    let name = v.check("name", Name::parse(&body.name));
+    let password = v.check("password", password(&body.password));
+    let (Some(email), Some(name), Some(password)) = (email, name, password) else {
+        return Err(v.error());
+    };
+    let command = RegisterCustomer {
+        customer_id: CustomerId(Uuid::now_v7()),
+        email,
+        name,
+        role: Role::Customer,
+        password_hash: app.auth.hash(password).await?,
+    };
+    let done = app.commands.execute(&ctx, &command).await?;
+    Ok(committed(StatusCode::CREATED, &done))
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+async fn token(app: web::Data<App>, body: JsonBody<Credentials>) -> Result<HttpResponse, ApiError> {
+    let token = app.auth.login(&body.email, &body.password).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(token))
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    role: Role,
+}
+
+async fn change_role(
+    app: web::Data<App>,
+    request: CommandRequest,
+    id: web::Path<Uuid>,
+    body: JsonBody<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    request.with_role(&[Role::Admin])?;
+    let ctx = request.context(&body.raw)?;
+    let command = ChangeRole {
+        customer_id: CustomerId(id.into_inner()),
+        role: body.role,
+    };
+    let done = app.commands.execute(&ctx, &command).await?;
+    Ok(committed(StatusCode::OK, &done))
+}

@@ -1,0 +1,264 @@
+//! `shopstream bench append`: durable appends per second through the
+//! embedded event store with 1 and many concurrent writers, beside the same
+//! disk's one-fsync-per-write rate measured in the same run, so group
+//! commit's gain is a ratio rather than a number from another day.
+//!
+//! With `--print-acks` it is also the crash test's driver: every
+//! acknowledged append is printed as it is acknowledged, and the store is
+//! kept, so a test can kill it and check that every printed append survived
+//! whole.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use shopstream_infra::Durability;
+use shopstream_infra::event_store::{
+    EventStore, ExpectedRevision, Metadata, NewEvent, SqliteEventStore, SqliteEventStoreOptions,
+};
+use uuid::Uuid;
+
+use crate::cli::AppendArgs;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub scenario: String,
+    pub writers: usize,
+    pub appends_per_sec: f64,
+    pub events_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let duration = Duration::from_secs_f64(args.seconds);
+    if args.print_acks {
+        let writers = args.writers.first().copied().unwrap_or(1);
+        return print_acks(
+            &args.dir.join("events.sqlite"),
+            writers,
+            args.events_per_append,
+        )
+        .await;
+    }
+
+    let mut results = Vec::new();
+    if !args.no_baseline {
+        results.push(raw_fsync(&args.dir, duration)?);
+        results.push(
+            through_store(
+                &args.dir,
+                "store, one transaction per append",
+                1,
+                1,
+                args.events_per_append,
+                duration,
+            )
+            .await?,
+        );
+    }
+    for &writers in &args.writers {
+        results.push(
+            through_store(
+                &args.dir,
+                "store, group commit",
+                writers,
+                1024,
+                args.events_per_append,
+                duration,
+            )
+            .await?,
+        );
+    }
+
+    println!(
+        "{:<36} {:>8} {:>12} {:>12} {:>9} {:>9}",
+        "scenario", "writers", "appends/s", "events/s", "p50 ms", "p99 ms"
+    );
+    for m in &results {
+        println!(
+            "{:<36} {:>8} {:>12.0} {:>12.0} {:>9.3} {:>9.3}",
+            m.scenario, m.writers, m.appends_per_sec, m.events_per_sec, m.p50_ms, m.p99_ms
+        );
+    }
+    if let Some(single) = results
+        .iter()
+        .find(|m| m.scenario.starts_with("store, one transaction"))
+    {
+        for m in results
+            .iter()
+            .filter(|m| m.scenario == "store, group commit")
+        {
+            println!(
+                "group commit, {} writer(s): {:.1}x the one-fsync-per-append rate",
+                m.writers,
+                m.events_per_sec / single.events_per_sec.max(f64::MIN_POSITIVE)
+            );
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&results)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn event(batch: Uuid, index: usize, size: usize) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "BenchmarkEventAppended".into(),
+        schema_version: 1,
+        data: format!(r#"{{"batch":"{batch}","index":{index},"size":{size}}}"#).into_bytes(),
+        metadata: Metadata {
+            correlation_id: None,
+            causation_id: None,
+            actor: Some("system".into()),
+        },
+    }
+}
+
+fn batch(size: usize) -> (Uuid, Vec<NewEvent>) {
+    let id = Uuid::now_v7();
+    (id, (0..size).map(|i| event(id, i, size)).collect())
+}
+
+fn remove_store(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The disk's rate of small writes each followed by fdatasync.
+fn raw_fsync(dir: &Path, duration: Duration) -> anyhow::Result<Measurement> {
+    let path = dir.join("fsync-baseline.bin");
+    let mut file = std::fs::File::create(&path)?;
+    let mut histogram = Histogram::<u64>::new(3)?;
+    let record = [7u8; 128];
+    let started = Instant::now();
+    let mut writes = 0u64;
+    while started.elapsed() < duration {
+        let t = Instant::now();
+        file.write_all(&record)?;
+        file.sync_data()?;
+        histogram.record(t.elapsed().as_micros() as u64)?;
+        writes += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok(Measurement {
+        scenario: "raw write + fdatasync".into(),
+        writers: 1,
+        appends_per_sec: writes as f64 / secs,
+        events_per_sec: writes as f64 / secs,
+        p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+    })
+}
+
+async fn through_store(
+    dir: &Path,
+    scenario: &str,
+    writers: usize,
+    max_batch: usize,
+    events_per_append: usize,
+    duration: Duration,
+) -> anyhow::Result<Measurement> {
+    let path = dir.join(format!("bench-{writers}-{max_batch}.sqlite"));
+    remove_store(&path);
+    let store = Arc::new(SqliteEventStore::open(
+        &path,
+        SqliteEventStoreOptions {
+            durability: Durability::Fsync,
+            max_batch,
+            ..Default::default()
+        },
+    )?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let stream = format!("bench-{w}");
+                let mut revision: Option<u64> = None;
+                let mut histogram = Histogram::<u64>::new(3)?;
+                let mut appends = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let (_, events) = batch(events_per_append);
+                    let t = Instant::now();
+                    let done = store
+                        .append_to_stream(&stream, ExpectedRevision::at(revision), events)
+                        .await?;
+                    histogram.record(t.elapsed().as_micros() as u64)?;
+                    revision = done.streams[0].revision;
+                    appends += 1;
+                }
+                anyhow::Ok((appends, histogram))
+            })
+        })
+        .collect();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0u64;
+    let mut histogram = Histogram::<u64>::new(3)?;
+    for task in tasks {
+        let (appends, h) = task.await??;
+        total += appends;
+        histogram.add(h)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(store);
+    remove_store(&path);
+    Ok(Measurement {
+        scenario: scenario.to_string(),
+        writers,
+        appends_per_sec: total as f64 / secs,
+        events_per_sec: (total * events_per_append as u64) as f64 / secs,
+        p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+    })
+}
+
+/// Appends for ever, printing each acknowledged append.
+async fn print_acks(path: &Path, writers: usize, events_per_append: usize) -> anyhow::Result<()> {
+    let store = Arc::new(SqliteEventStore::open(
+        path,
+        SqliteEventStoreOptions::default(),
+    )?);
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = format!("crash-{w}-{}", Uuid::now_v7());
+                let mut revision: Option<u64> = None;
+                loop {
+                    let (id, events) = batch(events_per_append);
+                    let done = store
+                        .append_to_stream(&stream, ExpectedRevision::at(revision), events)
+                        .await?;
+                    revision = done.streams[0].revision;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ack {stream} {} {id}", revision.unwrap_or(0))?;
+                    out.flush()?;
+                }
+                #[allow(unreachable_code)]
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}

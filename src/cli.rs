@@ -1,0 +1,101 @@
+//! The `shopstream` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::bench;
+use crate::config::Settings;
+use crate::startup::Application;
+use crate::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "shopstream",
+    version,
+    about = "Event-sourced CQRS commerce backend"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the HTTP API on SHOPSTREAM_HTTP_ADDR (127.0.0.1:8080) with
+    /// data under SHOPSTREAM_DATA_DIR (./data).
+    Serve,
+    /// Measures shopstream on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Durable append throughput with 1 and many writers, beside this
+    /// disk's one-fsync-per-write rate measured in the same run.
+    Append(AppendArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AppendArgs {
+    /// Where the benchmark's store files go (created; files removed after).
+    #[arg(long, default_value = "./data/bench")]
+    pub dir: PathBuf,
+    /// Concurrent writers to measure, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    pub writers: Vec<usize>,
+    /// Events in each append.
+    #[arg(long, default_value_t = 1)]
+    pub events_per_append: usize,
+    /// How long each run lasts.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Skip the one-fsync-per-write baselines.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print one line per acknowledged append (`ack <stream> <revision>
+    /// <batch id>`) and keep the store: the crash test's driver.
+    #[arg(long)]
+    pub print_acks: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shopstream: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve().await,
+            Command::Bench(BenchCommand::Append(args)) => bench::append::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shopstream: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    telemetry::init(&settings.log);
+    let application = Application::build(settings).await?;
+    application.run_until_stopped().await?;
+    tracing::info!("shopstream stopped");
+    Ok(())
+}

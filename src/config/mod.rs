@@ -1,0 +1,285 @@
+//! Configuration: compiled-in defaults (`default.toml` beside this file),
+//! then an optional TOML file named by `SHOPSTREAM_CONFIG`, then
+//! `SHOPSTREAM_…` environment variables (`__` separates a section from its
+//! key). Secrets are held in a type that never prints.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use shopstream_infra::Durability;
+use shopstream_infra::crypto::password::HashCost;
+
+const DEFAULTS: &str = include_str!("default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http_addr: String,
+    pub data_dir: PathBuf,
+    pub currency: String,
+    pub durability: Durability,
+    pub event_store: EventStoreKind,
+    pub token_ttl_secs: u64,
+    #[serde(default, deserialize_with = "lenient::secret")]
+    pub admin_email: Option<SecretString>,
+    #[serde(default, deserialize_with = "lenient::secret")]
+    pub admin_password: Option<SecretString>,
+    #[serde(default, deserialize_with = "lenient::secret")]
+    pub jwt_secret: Option<SecretString>,
+    pub http: HttpSettings,
+    pub commands: CommandSettings,
+    pub cache: CacheSettings,
+    pub passwords: HashCost,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStoreKind {
+    Sqlite,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommandSettings {
+    pub max_attempts: u32,
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSettings {
+    pub aggregates: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Defaults, then `SHOPSTREAM_CONFIG`'s file, then the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(
+            std::env::var_os("SHOPSTREAM_CONFIG").map(PathBuf::from),
+        ))
+    }
+
+    /// The compiled-in defaults alone, for callers that set everything
+    /// else themselves (tests, embedding).
+    pub fn defaults() -> Figment {
+        Figment::from(Toml::string(DEFAULTS))
+    }
+
+    /// The layered sources.
+    pub fn figment(file: Option<PathBuf>) -> Figment {
+        let mut figment = Self::defaults();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed("SHOPSTREAM_").split("__").ignore(&["config"]))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.socket_addr()?;
+        shopstream_domain::values::Currency::parse(&self.currency)
+            .map_err(|e| ConfigError::Invalid(format!("currency: {}", e.message)))?;
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(ConfigError::Invalid(
+                "jwt_secret must be at least 32 bytes".into(),
+            ));
+        }
+        if self.admin_email.is_some() != self.admin_password.is_some() {
+            return Err(ConfigError::Invalid(
+                "admin_email and admin_password go together".into(),
+            ));
+        }
+        if self.commands.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "commands.max_attempts must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        self.http_addr
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("http_addr {:?} is not host:port", self.http_addr))
+            })
+    }
+
+    pub fn event_store_path(&self) -> PathBuf {
+        self.data_dir.join("events.sqlite")
+    }
+
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl_secs)
+    }
+
+    /// The configured token secret, or the one kept in the data directory
+    /// (made on first use), so restarts and sibling processes agree.
+    pub fn jwt_secret_bytes(&self) -> std::io::Result<Vec<u8>> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.expose_secret().as_bytes().to_vec());
+        }
+        secret_file(&self.data_dir.join("jwt-secret"))
+    }
+}
+
+fn secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(existing.trim().as_bytes().to_vec());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())?;
+            file.sync_all()?;
+            Ok(secret.into_bytes())
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(path)?.trim().as_bytes().to_vec())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Environment values are parsed ("12345678" becomes a number); secrets and
+/// emails must stay text whatever they look like.
+mod lenient {
+    use secrecy::SecretString;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Uint(u64),
+        Float(f64),
+        Bool(bool),
+    }
+
+    pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(Option::<Scalar>::deserialize(d)?.map(|s| {
+            SecretString::from(match s {
+                Scalar::Text(t) => t,
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Uint(u) => u.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            })
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    #[test]
+    fn defaults_are_complete_and_valid() {
+        let s = Settings::from_figment(Figment::from(Toml::string(DEFAULTS))).unwrap();
+        assert_eq!(s.http_addr, "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.durability, Durability::Fsync);
+        assert!(s.admin_email.is_none());
+    }
+
+    #[test]
+    fn later_sources_override_and_numeric_secrets_stay_text() {
+        let figment = Figment::from(Toml::string(DEFAULTS))
+            .merge(Serialized::default("admin_email", "root@example.com"))
+            .merge(Serialized::default("admin_password", 12345678))
+            .merge(Serialized::default("http.workers", 3));
+        let s = Settings::from_figment(figment).unwrap();
+        assert_eq!(s.admin_password.unwrap().expose_secret(), "12345678");
+        assert_eq!(s.http.workers, 3);
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_with_a_reason() {
+        for (key, value) in [
+            ("http_addr", "nonsense"),
+            ("currency", "EURO"),
+            ("jwt_secret", "short"),
+            ("durability", "sometimes"),
+        ] {
+            let figment =
+                Figment::from(Toml::string(DEFAULTS)).merge(Serialized::default(key, value));
+            let err = Settings::from_figment(figment).unwrap_err().to_string();
+            assert!(
+                err.contains(key) || err.contains("durability"),
+                "{key}: {err}"
+            );
+        }
+        let lone = Figment::from(Toml::string(DEFAULTS))
+            .merge(Serialized::default("admin_email", "a@b.co"));
+        assert!(Settings::from_figment(lone).is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let figment = Figment::from(Toml::string(DEFAULTS))
+            .merge(Serialized::default("jwt_secret", "x".repeat(40)));
+        let s = Settings::from_figment(figment).unwrap();
+        assert!(!format!("{s:?}").contains(&"x".repeat(40)));
+    }
+
+    #[test]
+    fn the_generated_token_secret_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt-secret");
+        let first = secret_file(&path).unwrap();
+        assert_eq!(first.len(), 64);
+        assert_eq!(secret_file(&path).unwrap(), first);
+    }
+}

@@ -1,0 +1,68 @@
+//! Building and running the service: `Application::build` opens the stores
+//! and binds (port 0 in tests), `run_until_stopped` serves until SIGTERM or
+//! SIGINT, then lets in-flight requests finish.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+
+use crate::api;
+use crate::api::extract::BodyLimit;
+use crate::app::App;
+use crate::config::Settings;
+use crate::telemetry;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    app: web::Data<App>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let app = App::open(&settings)?;
+        app.bootstrap_admin(&settings).await?;
+        let address = settings.socket_addr()?;
+        let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+        let app = web::Data::new(app);
+        let data = app.clone();
+        let limit = BodyLimit(settings.http.max_body_bytes);
+        let mut server = HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(data.clone())
+                .app_data(limit)
+                .wrap(from_fn(telemetry::http_metrics))
+                .wrap(from_fn(api::correlation::middleware))
+                .configure(api::routes)
+        })
+        .shutdown_timeout(settings.http.shutdown_timeout_secs);
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(%address, port, data_dir = %settings.data_dir.display(), "shopstream is serving");
+        Ok(Self { port, server, app })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The application behind the server (for tests and embedding).
+    pub fn app(&self) -> web::Data<App> {
+        self.app.clone()
+    }
+
+    /// Stops the server from elsewhere (graceful when asked).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

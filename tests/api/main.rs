@@ -1,0 +1,6 @@
+//! End-to-end tests of the HTTP API: each starts the real application on a
+//! random port with a fresh data directory.
+
+mod helpers;
+
+mod checkout;

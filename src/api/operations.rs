@@ -13,7 +13,17 @@ use super::problem::ApiError;
 use crate::app::App;
 
 pub fn v1_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/streams/{stream}", web::get().to(stream));
+    cfg.route("/streams/{stream}", web::get().to(stream))
+        .route("/openapi.json", web::get().to(openapi));
+}
+
+/// The OpenAPI description of this API, kept beside the handlers.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(OPENAPI)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -122,6 +132,13 @@ async fn metrics(app: web::Data<App>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_openapi_document_is_valid_json_with_every_path() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/v1/carts/{id}/checkout"]["post"].is_object());
+    }
 
     #[test]
     fn cursors_round_trip() {

@@ -5,6 +5,7 @@
 //! suite when `SHOPSTREAM_TEST_KURRENTDB` names a server.
 
 mod contract;
+mod crash;
 
 use std::sync::Arc;
 

@@ -62,6 +62,18 @@ pub fn settings(dir: &Path) -> Settings {
     Settings::from_figment(figment).expect("test settings are valid")
 }
 
+/// A valid new-product body priced in EUR; tests change fields of it.
+pub fn product_body(sku: &str, price: i64) -> Value {
+    json!({
+        "sku": sku,
+        "name": format!("Product {sku}"),
+        "description": "A thing",
+        "price": {"amount": price, "currency": "EUR"},
+        "category": "things",
+        "tags": ["test"],
+    })
+}
+
 /// A response read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -112,7 +124,22 @@ impl Reply {
         );
         assert_eq!(self.code(), code, "{self:#?}");
         assert_eq!(self.body["status"], status);
+        let correlation_id = self.body["correlation_id"].as_str().unwrap_or_default();
+        assert!(!correlation_id.is_empty(), "no correlation id: {self:#?}");
+        assert_eq!(self.header("x-correlation-id"), Some(correlation_id));
         self
+    }
+
+    /// The fields a 422 names, sorted.
+    pub fn error_fields(&self) -> Vec<String> {
+        let mut fields: Vec<String> = self.body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["field"].as_str().map(str::to_string))
+            .collect();
+        fields.sort();
+        fields
     }
 
     pub fn str(&self, field: &str) -> String {
@@ -194,18 +221,25 @@ impl TestApp {
     }
 
     pub async fn create_product(&self, sku: &str, price: i64) -> Reply {
-        self.post(
-            "/v1/products",
+        self.post("/v1/products", Some(&self.admin), product_body(sku, price))
+            .await
+    }
+
+    pub async fn change_price(&self, product: &str, price: i64) -> Reply {
+        self.put(
+            &format!("/v1/products/{product}/price"),
             Some(&self.admin),
-            json!({
-                "sku": sku,
-                "name": format!("Product {sku}"),
-                "description": "A thing",
-                "price": {"amount": price, "currency": "EUR"},
-                "category": "things",
-                "tags": ["test"],
-            }),
+            json!({"price": {"amount": price, "currency": "EUR"}}),
         )
+        .await
+    }
+
+    pub async fn discontinue(&self, product: &str) -> Reply {
+        self.send(self.request(
+            Method::POST,
+            &format!("/v1/products/{product}/discontinue"),
+            Some(&self.admin),
+        ))
         .await
     }
 
@@ -246,10 +280,16 @@ impl TestApp {
     }
 
     pub async fn checkout(&self, token: &str, cart: &str) -> Reply {
+        self.checkout_to(token, cart, json!("1 Main Street, Springfield"))
+            .await
+    }
+
+    /// A checkout shipping to `address` (text or a postal object).
+    pub async fn checkout_to(&self, token: &str, cart: &str, address: Value) -> Reply {
         self.post(
             &format!("/v1/carts/{cart}/checkout"),
             Some(token),
-            json!({ "shipping_address": "1 Main Street, Springfield" }),
+            json!({ "shipping_address": address }),
         )
         .await
     }
@@ -279,6 +319,24 @@ impl TestApp {
             json!({"carrier": "DHL", "tracking": "TRACK-1"}),
         )
         .await
+    }
+
+    pub async fn change_role(&self, token: &str, customer: &str, role: &str) -> Reply {
+        self.put(
+            &format!("/v1/admin/customers/{customer}/role"),
+            Some(token),
+            json!({ "role": role }),
+        )
+        .await
+    }
+
+    /// The event types of a stream, in order.
+    pub async fn event_types(&self, stream: &str) -> Vec<String> {
+        self.stream(stream)
+            .await
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// Every event of a stream (admin view).

@@ -3,4 +3,10 @@
 
 mod helpers;
 
+mod carts;
+mod catalogue;
 mod checkout;
+mod identity;
+mod orders;
+mod restart;
+mod semantics;

@@ -144,19 +144,6 @@ pub(super) fn record<O: Serialize>(
     })
 }
 
-/// The response of the identical request that recorded its key first.
-pub(super) async fn replay_winner<O: DeserializeOwned>(
-    service: &CommandService,
-    ctx: &CommandContext,
-    key: &IdempotencyKey,
-    command: &str,
-) -> Result<Committed<O>, CommandError> {
-    match lookup(service, ctx, key, command).await? {
-        Lookup::Replay(committed) => Ok(committed),
-        Lookup::Fresh(_) => Err(CommandError::Contention),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,7 +229,7 @@ impl CommandService {
         command: &C,
     ) -> Result<Committed<C::Output>, CommandError> {
         let target = command.target();
-        let idempotency = match &ctx.idempotency {
+        let mut idempotency = match &ctx.idempotency {
             Some(key) => match idempotency::lookup::<C::Output>(self, ctx, key, C::NAME).await? {
                 idempotency::Lookup::Replay(committed) => return Ok(committed),
                 idempotency::Lookup::Fresh(expected) => Some((key, expected)),
@@ -247,7 +247,14 @@ impl CommandService {
                 Ok(output) => output,
                 Err(CommandError::Stale) => continue,
                 Err(CommandError::Domain(refusal)) => match uow.ensure_fresh().await {
-                    Ok(()) => return Err(CommandError::Domain(refusal)),
+                    Ok(()) => {
+                        // A twin of this request may have succeeded while we
+                        // decided: its answer is ours.
+                        if let Some(committed) = self.recorded(ctx, C::NAME).await? {
+                            return Ok(committed);
+                        }
+                        return Err(CommandError::Domain(refusal));
+                    }
                     Err(CommandError::Stale) => continue,
                     Err(other) => return Err(other),
                 },
@@ -259,6 +266,16 @@ impl CommandService {
                     Ok(()) => {}
                     Err(CommandError::Stale) => continue,
                     Err(other) => return Err(other),
+                }
+                // No append will check If-Match, so check it here, on
+                // state just proven current.
+                if let Some(expected) = ctx.if_match
+                    && uow.target_revision() != Some(expected)
+                {
+                    return Err(CommandError::PreconditionFailed);
+                }
+                if let Some(committed) = self.recorded(ctx, C::NAME).await? {
+                    return Ok(committed);
                 }
                 if let Some(refusal) = uow.refusal {
                     return Err(CommandError::Domain(refusal));
@@ -296,12 +313,13 @@ impl CommandService {
                     if ctx.if_match.is_some() && stream == target {
                         return Err(CommandError::PreconditionFailed);
                     }
-                    if let Some((key, _)) = &idempotency
-                        && stream == key.stream()
-                    {
-                        // The same request, sent twice at once, won the race.
-                        return idempotency::replay_winner::<C::Output>(self, ctx, key, C::NAME)
-                            .await;
+                    if let Some((key, expected)) = &mut idempotency {
+                        // The same request sent twice at once may have won
+                        // the race, whichever stream the conflict names.
+                        match idempotency::lookup::<C::Output>(self, ctx, key, C::NAME).await? {
+                            idempotency::Lookup::Replay(committed) => return Ok(committed),
+                            idempotency::Lookup::Fresh(now) => *expected = now,
+                        }
                     }
                     tracing::debug!(%stream, attempt, "append conflicted; deciding again");
                     self.aggregates.forget(&stream);
@@ -311,6 +329,24 @@ impl CommandService {
             }
         }
         Err(CommandError::Contention)
+    }
+
+    /// The recorded answer to this request's idempotency key, if a twin of
+    /// the request has committed one.
+    async fn recorded<O: DeserializeOwned>(
+        &self,
+        ctx: &CommandContext,
+        command: &str,
+    ) -> Result<Option<Committed<O>>, CommandError> {
+        let Some(key) = &ctx.idempotency else {
+            return Ok(None);
+        };
+        Ok(
+            match idempotency::lookup::<O>(self, ctx, key, command).await? {
+                idempotency::Lookup::Replay(committed) => Some(committed),
+                idempotency::Lookup::Fresh(_) => None,
+            },
+        )
     }
 
     async fn pause(&self, attempt: u32) {
@@ -333,7 +369,7 @@ pub struct UnitOfWork<'s> {
     read: Vec<(String, Option<u64>, Freshness<'s>)>,
     writes: Vec<StreamWrite>,
     /// Cache updates to make once the writes are durable.
-    after_commit: Vec<Box<dyn FnOnce(&AggregateCache, u64) + Send + 's>>,
+    after_commit: Vec<CacheUpdate<'s>>,
     target_after: Option<Option<u64>>,
     position: u64,
     /// A refusal recorded by staged events: commit them, then refuse.
@@ -341,6 +377,10 @@ pub struct UnitOfWork<'s> {
     causation_id: String,
 }
 
+/// Puts a committed aggregate's new snapshot (at a position) in the cache.
+type CacheUpdate<'s> = Box<dyn FnOnce(&AggregateCache, u64) + Send + 's>;
+
+/// Tells whether a stream read at a revision has moved on since.
 type Freshness<'s> = Box<
     dyn Fn(
             &'s AggregateCache,

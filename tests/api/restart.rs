@@ -1,0 +1,64 @@
+//! A restart on the same data directory loses nothing acknowledged.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_in};
+
+const EMAIL: &str = "loyal@example.com";
+
+/// Every stream the shopping trip wrote, with its events.
+async fn snapshot(app: &TestApp, streams: &[String]) -> Vec<Vec<Value>> {
+    let mut all = Vec::new();
+    for stream in streams {
+        all.push(app.stream(stream).await);
+    }
+    all
+}
+
+#[tokio::test]
+async fn everything_acknowledged_before_a_restart_is_there_after_it() {
+    let app = spawn_app().await;
+    let product = app.stocked_product("DURABLE", 400, 10).await;
+    let (customer, token) = app.customer(EMAIL).await;
+    let open_cart = |app: &TestApp, token: &str| {
+        app.request(Method::POST, "/v1/carts", Some(token))
+            .header("idempotency-key", "cart-before-restart")
+    };
+    let first = app.send(open_cart(&app, &token)).await.expect(201);
+    let cart = first.str("cart_id");
+    app.set_item(&token, &cart, &product, 3).await.expect(200);
+    let order = app
+        .checkout(&token, &cart)
+        .await
+        .expect(201)
+        .str("order_id");
+    app.pay(&token, &order, 1200, "PAY-1").await.expect(200);
+    let streams = [
+        format!("product-{product}"),
+        "sku-DURABLE".to_string(),
+        "inventory-DURABLE".to_string(),
+        format!("customer-{customer}"),
+        format!("email-{EMAIL}"),
+        format!("cart-{cart}"),
+        format!("order-{order}"),
+    ];
+    let before = snapshot(&app, &streams).await;
+    assert!(before.iter().all(|events| !events.is_empty()));
+
+    let app = spawn_app_in(app.stop().await).await;
+
+    assert_eq!(snapshot(&app, &streams).await, before);
+    assert_eq!(app.stock("DURABLE").await, (10, 3));
+    let fresh = app.token(EMAIL, "password-123").await;
+    app.set_item(&fresh, &cart, &product, 1)
+        .await
+        .expect_problem(409, "invalid_state");
+    // The token signed before the restart is still good.
+    let replay = app.send(open_cart(&app, &token)).await.expect(201);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, first.body);
+    // The order carries on where it stopped.
+    app.ship(&order).await.expect(200);
+    assert_eq!(app.stock("DURABLE").await, (7, 0));
+}

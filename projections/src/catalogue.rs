@@ -1,0 +1,255 @@
+//! The catalogue read model: products by id, by SKU, by category (ordered
+//! by name) and by search token, and stock levels by SKU.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shopstream_domain::EventSet;
+use shopstream_domain::inventory::InventoryEvent;
+use shopstream_domain::product::{ProductEvent, ProductStatus};
+use shopstream_domain::values::{Category, Description, Money, Name, ProductId, Sku, Tags};
+
+use crate::projection::{Envelope, Projection, ProjectionError, RowSource, get_all};
+use crate::row::{RowKey, RowWrite};
+use crate::text::{MAX_TOKENS, tokens};
+use crate::{DOC, doc_of, to_value};
+
+pub const PRODUCT_BY_ID: &str = "product_by_id";
+pub const PRODUCT_BY_SKU: &str = "product_by_sku";
+pub const PRODUCTS_BY_CATEGORY: &str = "products_by_category";
+pub const PRODUCT_SEARCH: &str = "product_search";
+pub const INVENTORY_BY_SKU: &str = "inventory_by_sku";
+
+/// The cell of `product_by_id` holding stock, written by inventory events.
+pub const STOCK: &str = "stock";
+
+/// A product as `GET /v1/products/{id}` shows it (with `available` from the
+/// stock cell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductDoc {
+    pub product_id: ProductId,
+    pub sku: Sku,
+    pub name: Name,
+    pub description: Description,
+    pub price: Money,
+    pub category: Category,
+    pub tags: Tags,
+    pub status: ProductStatus,
+    pub revision: u64,
+}
+
+impl ProductDoc {
+    /// What lists show of a product.
+    fn summary(&self) -> Value {
+        json!({
+            "product_id": self.product_id,
+            "sku": self.sku,
+            "name": self.name,
+            "price": self.price,
+            "category": self.category,
+            "status": self.status,
+        })
+    }
+
+    fn category_key(&self) -> RowKey {
+        RowKey::new(
+            PRODUCTS_BY_CATEGORY,
+            self.category.as_str(),
+            category_clustering(&self.name, self.product_id),
+        )
+    }
+
+    fn search_keys(&self) -> Vec<RowKey> {
+        let text = format!(
+            "{} {} {}",
+            self.name,
+            self.tags.as_slice().join(" "),
+            self.description
+        );
+        tokens(&text)
+            .into_iter()
+            .take(MAX_TOKENS)
+            .map(|t| RowKey::new(PRODUCT_SEARCH, t, self.product_id.to_string()))
+            .collect()
+    }
+
+    /// Every list row of the product.
+    fn list_keys(&self) -> Vec<RowKey> {
+        let mut keys = self.search_keys();
+        keys.push(self.category_key());
+        keys
+    }
+}
+
+/// Products of a category sort by name, case-insensitively, then by id.
+pub fn category_clustering(name: &Name, id: ProductId) -> String {
+    format!("{}\u{1f}{id}", name.as_str().to_lowercase())
+}
+
+/// Stock levels of a SKU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockDoc {
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub available: u64,
+}
+
+pub struct Catalogue;
+
+impl Projection for Catalogue {
+    fn name(&self) -> &'static str {
+        "catalogue"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            PRODUCT_BY_ID,
+            PRODUCT_BY_SKU,
+            PRODUCTS_BY_CATEGORY,
+            PRODUCT_SEARCH,
+            INVENTORY_BY_SKU,
+        ]
+    }
+
+    fn event_types(&self) -> Vec<&'static str> {
+        [ProductEvent::TYPES, InventoryEvent::TYPES].concat()
+    }
+
+    fn apply(
+        &self,
+        event: &Envelope<'_>,
+        rows: &dyn RowSource,
+    ) -> Result<Vec<RowWrite>, ProjectionError> {
+        match event.category() {
+            "product" => product(event.decode()?, event, rows),
+            "inventory" => stock(event.decode()?, event, rows),
+            _ => Ok(vec![]),
+        }
+    }
+}
+
+fn product(
+    e: ProductEvent,
+    env: &Envelope<'_>,
+    rows: &dyn RowSource,
+) -> Result<Vec<RowWrite>, ProjectionError> {
+    let v = env.revision;
+    let current = || -> Result<ProductDoc, ProjectionError> {
+        let key = RowKey::single(PRODUCT_BY_ID, env.stream_id());
+        let mut doc: ProductDoc = doc_of(rows.get(&key)?, &key)?;
+        doc.revision = v;
+        Ok(doc)
+    };
+    match e {
+        ProductEvent::ProductCreated(c) => {
+            let doc = ProductDoc {
+                product_id: c.product_id,
+                sku: c.sku,
+                name: c.name,
+                description: c.description,
+                price: c.price,
+                category: c.category,
+                tags: c.tags,
+                status: ProductStatus::Active,
+                revision: v,
+            };
+            let mut writes = vec![RowWrite::upsert(
+                RowKey::single(PRODUCT_BY_SKU, doc.sku.as_str()),
+                DOC,
+                json!({ "product_id": doc.product_id }),
+                v,
+            )];
+            writes.extend(product_rows(&doc, v)?);
+            Ok(writes)
+        }
+        ProductEvent::ProductPriceChanged(p) => {
+            let mut doc = current()?;
+            doc.price = p.price;
+            product_rows(&doc, v)
+        }
+        ProductEvent::ProductDiscontinued(_) => {
+            let mut doc = current()?;
+            doc.status = ProductStatus::Discontinued;
+            // Discontinued products leave every list; their page stays.
+            let mut writes = vec![RowWrite::upsert(
+                RowKey::single(PRODUCT_BY_ID, doc.product_id.to_string()),
+                DOC,
+                to_value(&doc)?,
+                v,
+            )];
+            writes.extend(doc.list_keys().into_iter().map(|k| RowWrite::delete(k, v)));
+            Ok(writes)
+        }
+    }
+}
+
+/// The product's own row and every list row showing it.
+fn product_rows(doc: &ProductDoc, v: u64) -> Result<Vec<RowWrite>, ProjectionError> {
+    let summary = doc.summary();
+    let mut writes = vec![RowWrite::upsert(
+        RowKey::single(PRODUCT_BY_ID, doc.product_id.to_string()),
+        DOC,
+        to_value(doc)?,
+        v,
+    )];
+    writes.extend(
+        doc.list_keys()
+            .into_iter()
+            .map(|k| RowWrite::upsert(k, DOC, summary.clone(), v)),
+    );
+    Ok(writes)
+}
+
+fn stock(
+    e: InventoryEvent,
+    env: &Envelope<'_>,
+    rows: &dyn RowSource,
+) -> Result<Vec<RowWrite>, ProjectionError> {
+    let v = env.revision;
+    let sku = match &e {
+        InventoryEvent::StockReceived(x) => &x.sku,
+        InventoryEvent::StockReserved(x) => &x.sku,
+        InventoryEvent::StockReleased(x) => &x.sku,
+        InventoryEvent::StockShipped(x) => &x.sku,
+    };
+    let inventory_key = RowKey::single(INVENTORY_BY_SKU, sku.as_str());
+    let product_key = RowKey::single(PRODUCT_BY_SKU, sku.as_str());
+    let found = get_all(rows, &[inventory_key.clone(), product_key])?;
+    let mut levels: StockDoc = match found[0].and_then(|r| r.cell(DOC)) {
+        Some(doc) => serde_json::from_value(doc.clone())
+            .map_err(|e| ProjectionError::Inconsistent(format!("stock row: {e}")))?,
+        None => StockDoc::default(),
+    };
+    match &e {
+        InventoryEvent::StockReceived(x) => levels.on_hand += u64::from(x.quantity.get()),
+        InventoryEvent::StockReserved(x) => levels.reserved += u64::from(x.quantity.get()),
+        InventoryEvent::StockReleased(x) => {
+            levels.reserved = levels.reserved.saturating_sub(u64::from(x.quantity.get()))
+        }
+        InventoryEvent::StockShipped(x) => {
+            let q = u64::from(x.quantity.get());
+            levels.reserved = levels.reserved.saturating_sub(q);
+            levels.on_hand = levels.on_hand.saturating_sub(q);
+        }
+    }
+    levels.available = levels.on_hand.saturating_sub(levels.reserved);
+    let mut inventory_doc = to_value(&levels)?;
+    inventory_doc["sku"] = json!(sku);
+    let mut writes = vec![RowWrite::upsert(inventory_key, DOC, inventory_doc, v)];
+    if let Some(product_id) = found[1]
+        .and_then(|r| r.cell(DOC))
+        .and_then(|d| d.get("product_id"))
+        .and_then(Value::as_str)
+    {
+        writes.push(RowWrite::upsert(
+            RowKey::single(PRODUCT_BY_ID, product_id),
+            STOCK,
+            to_value(&levels)?,
+            v,
+        ));
+    }
+    Ok(writes)
+}

@@ -1,0 +1,86 @@
+//! Customers by id: the profile a customer sees as `/v1/customers/me`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shopstream_domain::EventSet;
+use shopstream_domain::customer::CustomerEvent;
+use shopstream_domain::values::{CustomerId, Email, Name, Role};
+
+use crate::projection::{Envelope, Projection, ProjectionError, RowSource};
+use crate::row::{RowKey, RowWrite};
+use crate::{DOC, doc_of, to_value};
+
+pub const CUSTOMER_BY_ID: &str = "customer_by_id";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerDoc {
+    pub customer_id: CustomerId,
+    pub email: Email,
+    pub name: Name,
+    pub role: Role,
+    pub email_verified: bool,
+    pub registered_at: DateTime<Utc>,
+    pub revision: u64,
+}
+
+pub struct Customers;
+
+impl Projection for Customers {
+    fn name(&self) -> &'static str {
+        "customers"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[CUSTOMER_BY_ID]
+    }
+
+    fn event_types(&self) -> Vec<&'static str> {
+        // Password hashes never reach the read side.
+        CustomerEvent::TYPES
+            .iter()
+            .copied()
+            .filter(|t| *t != "PasswordSet")
+            .collect()
+    }
+
+    fn apply(
+        &self,
+        env: &Envelope<'_>,
+        rows: &dyn RowSource,
+    ) -> Result<Vec<RowWrite>, ProjectionError> {
+        let event: CustomerEvent = env.decode()?;
+        let key = RowKey::single(CUSTOMER_BY_ID, env.stream_id());
+        let doc = match event {
+            CustomerEvent::CustomerRegistered(r) => CustomerDoc {
+                customer_id: r.customer_id,
+                email: r.email,
+                name: r.name,
+                role: r.role,
+                email_verified: false,
+                registered_at: r.registered_at,
+                revision: env.revision,
+            },
+            CustomerEvent::PasswordSet(_) => return Ok(vec![]),
+            CustomerEvent::EmailVerified(_) => CustomerDoc {
+                email_verified: true,
+                revision: env.revision,
+                ..doc_of(rows.get(&key)?, &key)?
+            },
+            CustomerEvent::RoleChanged(c) => CustomerDoc {
+                role: c.role,
+                revision: env.revision,
+                ..doc_of(rows.get(&key)?, &key)?
+            },
+        };
+        Ok(vec![RowWrite::upsert(
+            key,
+            DOC,
+            to_value(&doc)?,
+            env.revision,
+        )])
+    }
+}

@@ -19,12 +19,20 @@ pub struct Application {
     port: u16,
     server: Server,
     app: web::Data<App>,
+    runners: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let app = App::open(&settings)?;
+        let app = App::open(&settings).await?;
         app.bootstrap_admin(&settings).await?;
+        // The embedded default: projections run in this process, fed by
+        // the event store's own subscription.
+        let runners = app
+            .projections
+            .iter()
+            .map(|p| tokio::spawn(app.runner(p.clone()).run()))
+            .collect();
         let address = settings.socket_addr()?;
         let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
@@ -45,7 +53,12 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(%address, port, data_dir = %settings.data_dir.display(), "shopstream is serving");
-        Ok(Self { port, server, app })
+        Ok(Self {
+            port,
+            server,
+            app,
+            runners,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -62,7 +75,13 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped; then stops the projection runners (each batch
+    /// they write is atomic, so stopping between or during batches is safe).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        for runner in &self.runners {
+            runner.abort();
+        }
+        served
     }
 }

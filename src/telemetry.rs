@@ -41,6 +41,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
     pub commands: IntCounterVec,
+    pub cache: IntCounterVec,
+    pub projection_lag: HistogramVec,
 }
 
 impl Metrics {
@@ -63,6 +65,22 @@ impl Metrics {
             Opts::new("commands_total", "Commands by name and outcome"),
             &["command", "outcome"],
         )?;
+        let cache = IntCounterVec::new(
+            Opts::new("query_cache_total", "Query cache lookups by result"),
+            &["result"],
+        )?;
+        let projection_lag = HistogramVec::new(
+            HistogramOpts::new(
+                "projection_lag_seconds",
+                "From an event's commit to its read model rows being queryable",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
+            &["projection"],
+        )?;
+        registry.register(Box::new(cache.clone()))?;
+        registry.register(Box::new(projection_lag.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_seconds.clone()))?;
         registry.register(Box::new(commands.clone()))?;
@@ -71,6 +89,8 @@ impl Metrics {
             http_requests,
             http_seconds,
             commands,
+            cache,
+            projection_lag,
         })
     }
 

@@ -4,11 +4,17 @@
 //! - [`event_store`]: the EventStore port (streams, revisions, `$all`,
 //!   multi-stream atomic appends, catch-up subscriptions) and its embedded
 //!   SQLite adapter with group commit.
+//! - [`read_store`]: the ReadStore port (ScyllaDB-shaped tables with
+//!   generations for rebuilds) and its embedded SQLite adapter.
+//! - [`runner`]: the projection runner: events through projections into the
+//!   read store, checkpointed, live and rebuilding.
 //! - [`crypto`]: password hashing (argon2id) and access tokens (JWT).
 //! - `sqlite`: how the embedded stores open SQLite files and pool readers.
 
 pub mod crypto;
 pub mod event_store;
+pub mod read_store;
+pub mod runner;
 mod sqlite;
 
 pub use sqlite::Durability;

@@ -16,6 +16,9 @@ use crate::{DOC, doc_of, to_value};
 pub const PRODUCT_BY_ID: &str = "product_by_id";
 pub const PRODUCT_BY_SKU: &str = "product_by_sku";
 pub const PRODUCTS_BY_CATEGORY: &str = "products_by_category";
+/// Every product for sale, by name, in one partition named [`ALL`].
+pub const PRODUCTS_BY_NAME: &str = "products_by_name";
+pub const ALL: &str = "all";
 pub const PRODUCT_SEARCH: &str = "product_search";
 pub const INVENTORY_BY_SKU: &str = "inventory_by_sku";
 
@@ -76,11 +79,16 @@ impl ProductDoc {
     fn list_keys(&self) -> Vec<RowKey> {
         let mut keys = self.search_keys();
         keys.push(self.category_key());
+        keys.push(RowKey::new(
+            PRODUCTS_BY_NAME,
+            ALL,
+            category_clustering(&self.name, self.product_id),
+        ));
         keys
     }
 }
 
-/// Products of a category sort by name, case-insensitively, then by id.
+/// Products in a list sort by name, case-insensitively, then by id.
 pub fn category_clustering(name: &Name, id: ProductId) -> String {
     format!("{}\u{1f}{id}", name.as_str().to_lowercase())
 }
@@ -109,6 +117,7 @@ impl Projection for Catalogue {
             PRODUCT_BY_ID,
             PRODUCT_BY_SKU,
             PRODUCTS_BY_CATEGORY,
+            PRODUCTS_BY_NAME,
             PRODUCT_SEARCH,
             INVENTORY_BY_SKU,
         ]

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use shopstream_domain::values::{
     AddressText, CartId, FieldError, OrderId, PostalAddress, ProductId, ShippingAddress,
@@ -10,15 +10,31 @@ use shopstream_domain::values::{
 use uuid::Uuid;
 
 use super::committed;
-use super::extract::{CommandRequest, JsonBody, Validator};
+use super::extract::{Caller, CommandRequest, JsonBody, Validator};
 use super::problem::ApiError;
+use super::read;
 use crate::app::App;
 use crate::app::commands::carts::{Checkout, CreateCart, SetCartItem};
+use crate::app::queries::carts as queries;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/carts", web::post().to(create_cart))
+        .route("/carts/{id}", web::get().to(cart))
         .route("/carts/{id}/items/{product_id}", web::put().to(set_item))
         .route("/carts/{id}/checkout", web::post().to(checkout));
+}
+
+async fn cart(
+    app: web::Data<App>,
+    req: HttpRequest,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.signed_in()?;
+    let consistency = read::consistent(&app, &req, &[queries::PROJECTION]).await?;
+    let answer = queries::cart(&app.queries, id.into_inner()).await?;
+    read::owner_only(actor, &answer, false)?;
+    Ok(read::reply(&req, &answer, consistency))
 }
 
 async fn create_cart(

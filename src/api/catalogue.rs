@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use shopstream_domain::product::NewProduct;
 use shopstream_domain::values::{
@@ -13,15 +13,80 @@ use uuid::Uuid;
 use super::committed;
 use super::extract::{CommandRequest, JsonBody, MoneyBody, Validator};
 use super::problem::ApiError;
+use super::read;
 use crate::app::App;
 use crate::app::commands::catalogue::{ChangePrice, CreateProduct, Discontinue};
 use crate::app::commands::inventory::ReceiveStock;
+use crate::app::queries::catalogue as queries;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/products", web::post().to(create_product))
+    // `search` before `{id}`, which would otherwise match it.
+    cfg.route("/products/search", web::get().to(search))
+        .route("/products", web::get().to(list))
+        .route("/products", web::post().to(create_product))
+        .route("/products/{id}", web::get().to(product))
         .route("/products/{id}/price", web::put().to(change_price))
         .route("/products/{id}/discontinue", web::post().to(discontinue))
+        .route("/inventory/{sku}", web::get().to(inventory))
         .route("/inventory/{sku}/receipts", web::post().to(receive_stock));
+}
+
+async fn product(
+    app: web::Data<App>,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let consistency = read::consistent(&app, &req, &[queries::PROJECTION]).await?;
+    let answer = queries::product(&app.queries, id.into_inner()).await?;
+    Ok(read::reply(&req, &answer, consistency))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    category: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    app: web::Data<App>,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = crate::app::queries::limit(query.limit)?;
+    let consistency = read::consistent(&app, &req, &[queries::PROJECTION]).await?;
+    let category = query.category.as_deref().filter(|c| !c.trim().is_empty());
+    let answer = queries::products(&app.queries, category, query.cursor.as_deref(), limit).await?;
+    Ok(read::reply(&req, &answer, consistency))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn search(
+    app: web::Data<App>,
+    req: HttpRequest,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = crate::app::queries::limit(query.limit)?;
+    let consistency = read::consistent(&app, &req, &[queries::PROJECTION]).await?;
+    let answer = queries::search(&app.queries, &query.q, query.cursor.as_deref(), limit).await?;
+    Ok(read::reply(&req, &answer, consistency))
+}
+
+async fn inventory(
+    app: web::Data<App>,
+    req: HttpRequest,
+    sku: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let sku = Sku::parse(&sku).map_err(|_| ApiError::not_found("no product has this SKU"))?;
+    let consistency = read::consistent(&app, &req, &[queries::PROJECTION]).await?;
+    let answer = queries::inventory(&app.queries, sku.as_str()).await?;
+    Ok(read::reply(&req, &answer, consistency))
 }
 
 #[derive(Deserialize)]

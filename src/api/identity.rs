@@ -1,22 +1,39 @@
 //! Registration, tokens and roles.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use shopstream_domain::values::{CustomerId, Email, FieldError, Name, Role};
 use uuid::Uuid;
 
 use super::committed;
-use super::extract::{CommandRequest, JsonBody, Validator};
+use super::extract::{Caller, CommandRequest, JsonBody, Validator};
 use super::problem::ApiError;
+use super::read;
 use crate::app::App;
 use crate::app::auth::PASSWORD_CHARS;
 use crate::app::commands::customers::{ChangeRole, RegisterCustomer};
+use crate::app::queries::customers as queries;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/customers", web::post().to(register))
+        .route("/customers/me", web::get().to(me))
         .route("/auth/token", web::post().to(token))
         .route("/admin/customers/{id}/role", web::put().to(change_role));
+}
+
+async fn me(
+    app: web::Data<App>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let me = caller
+        .signed_in()?
+        .customer_id()
+        .ok_or_else(ApiError::forbidden)?;
+    let consistency = read::consistent(&app, &req, &[queries::PROJECTION]).await?;
+    let answer = queries::profile(&app.queries, me.as_uuid()).await?;
+    Ok(read::reply(&req, &answer, consistency))
 }
 
 #[derive(Deserialize)]

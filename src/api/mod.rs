@@ -4,9 +4,11 @@
 //! - [`problem`]: every error as problem+json, mapped in one place.
 //! - [`extract`]: caller, command headers, JSON bodies, validation.
 //! - [`correlation`]: correlation ids on requests, responses, logs, events.
-//! - [`identity`], [`catalogue`], [`carts`], [`orders`], [`operations`]:
-//!   the endpoints, grouped as in `API.md`.
+//! - [`read`]: what query endpoints share (consistency waits, ETags, owners).
+//! - [`identity`], [`catalogue`], [`carts`], [`orders`], [`operations`],
+//!   [`admin`]: the endpoints, grouped as in `API.md`.
 
+pub mod admin;
 pub mod carts;
 pub mod catalogue;
 pub mod correlation;
@@ -15,6 +17,7 @@ pub mod identity;
 pub mod operations;
 pub mod orders;
 pub mod problem;
+pub mod read;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -67,6 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(catalogue::routes)
             .configure(carts::routes)
             .configure(orders::routes)
+            .configure(admin::routes)
             .configure(operations::v1_routes),
     )
     .configure(operations::routes)

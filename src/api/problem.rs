@@ -43,6 +43,8 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl std::error::Error for ApiError {}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         let title = match status.as_u16() {
@@ -187,6 +189,17 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Corrupt(_) => ApiError::internal(e),
             StoreError::Unavailable(_) | StoreError::Closed => ApiError::unavailable(e),
+        }
+    }
+}
+
+impl From<shopstream_infra::read_store::ReadStoreError> for ApiError {
+    fn from(e: shopstream_infra::read_store::ReadStoreError) -> Self {
+        match e {
+            shopstream_infra::read_store::ReadStoreError::Unavailable(_) => {
+                ApiError::unavailable(e)
+            }
+            _ => ApiError::internal(e),
         }
     }
 }

@@ -5,11 +5,14 @@
 //!   decides on.
 //! - [`commands`]: the command service (load, decide, append, retry) and
 //!   one module per area with its commands.
+//! - [`queries`]: the query service: read models behind a moka cache,
+//!   read-your-writes waits.
 //! - [`auth`]: passwords, logging in, tokens, the first admin.
 
 pub mod aggregates;
 pub mod auth;
 pub mod commands;
+pub mod queries;
 
 use std::sync::Arc;
 
@@ -22,26 +25,37 @@ use shopstream_infra::crypto::token::TokenIssuer;
 use shopstream_infra::event_store::{
     EventStore, SqliteEventStore, SqliteEventStoreOptions, StoreError,
 };
+use shopstream_infra::read_store::{ReadStore, SqliteReadStore};
+use shopstream_infra::runner::ProjectionRunner;
+use shopstream_projections::Projection;
 
 use crate::config::{EventStoreKind, Settings};
 use crate::telemetry::Metrics;
 use aggregates::AggregateCache;
 use auth::AuthService;
 use commands::{CommandService, RetryPolicy};
+use queries::QueryService;
 
 /// Everything a request handler needs, built once per process.
 pub struct App {
     pub commands: CommandService,
+    pub queries: Arc<QueryService>,
     pub auth: AuthService,
     pub store: Arc<dyn EventStore>,
+    pub rows: Arc<dyn ReadStore>,
+    pub projections: Vec<Arc<dyn Projection>>,
+    /// The process's main runtime, for background work (rebuilds) that must
+    /// not run on an HTTP worker's thread.
+    pub background: tokio::runtime::Handle,
     /// The currency an empty cart's total is shown in.
     pub currency: Currency,
     pub metrics: Metrics,
 }
 
 impl App {
-    /// Opens the stores named in the settings and wires the services.
-    pub fn open(settings: &Settings) -> anyhow::Result<App> {
+    /// Opens the stores named in the settings, registers every projection
+    /// and wires the services.
+    pub async fn open(settings: &Settings) -> anyhow::Result<App> {
         let store: Arc<dyn EventStore> = match settings.event_store {
             EventStoreKind::Sqlite => Arc::new(
                 SqliteEventStore::open(
@@ -73,13 +87,53 @@ impl App {
             .map_err(anyhow::Error::msg)
             .context("token settings")?;
         let currency = Currency::parse(&settings.currency).map_err(anyhow::Error::msg)?;
+        let rows: Arc<dyn ReadStore> = Arc::new(
+            SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
+        );
+        let projections = shopstream_projections::all();
+        for p in &projections {
+            rows.register(p.name(), p.version(), p.tables())
+                .await
+                .with_context(|| format!("registering projection {}", p.name()))?;
+        }
+        let queries = Arc::new(QueryService::new(
+            rows.clone(),
+            &projections,
+            settings.cache.query_bytes,
+            std::time::Duration::from_millis(settings.queries.consistency_wait_ms),
+            metrics.clone(),
+            currency,
+        ));
+        queries
+            .refresh_routing()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the projection registry: {e}"))?;
         Ok(App {
             auth: AuthService::new(hasher, tokens, aggregates),
             commands,
+            queries,
             store,
+            rows,
+            projections,
+            background: tokio::runtime::Handle::current(),
             currency,
             metrics,
         })
+    }
+
+    /// The projection of this name.
+    pub fn projection(&self, name: &str) -> Option<Arc<dyn Projection>> {
+        self.projections.iter().find(|p| p.name() == name).cloned()
+    }
+
+    /// A runner for one projection, reporting to the query service.
+    pub fn runner(&self, projection: Arc<dyn Projection>) -> ProjectionRunner {
+        ProjectionRunner::new(
+            projection,
+            self.store.clone(),
+            self.rows.clone(),
+            self.queries.clone(),
+        )
     }
 
     /// Creates or updates the configured first admin.

@@ -33,6 +33,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub commands: CommandSettings,
     pub cache: CacheSettings,
+    pub queries: QuerySettings,
     pub passwords: HashCost,
     pub log: LogSettings,
 }
@@ -59,6 +60,12 @@ pub struct CommandSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CacheSettings {
     pub aggregates: u64,
+    pub query_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuerySettings {
+    pub consistency_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +155,10 @@ impl Settings {
 
     pub fn event_store_path(&self) -> PathBuf {
         self.data_dir.join("events.sqlite")
+    }
+
+    pub fn read_store_path(&self) -> PathBuf {
+        self.data_dir.join("read.sqlite")
     }
 
     pub fn token_ttl(&self) -> Duration {

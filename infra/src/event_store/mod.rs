@@ -226,8 +226,10 @@ pub struct AllSlice {
 /// order, without gaps or duplicates.
 #[async_trait]
 pub trait Subscription: Send {
-    /// Waits until there is at least one new matching event and returns the
-    /// next events in order (at most the subscription's batch size).
+    /// Waits until `$all` moves past the subscription's position and returns
+    /// the next matching events in order (at most the batch size). With a
+    /// filter the slice may hold no events: it still says how far `$all`
+    /// was looked at, which a consumer needs to report its progress.
     async fn next(&mut self) -> Result<AllSlice, StoreError>;
 }
 
@@ -269,6 +271,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The current revision of a stream (None: no such stream).
     async fn stream_revision(&self, stream: &str) -> Result<Option<u64>, StoreError>;
+
+    /// The position just before the first event recorded at or after
+    /// `time`, so `read_all(position_before(t), ..)` starts at `t`.
+    async fn position_before(&self, time: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Appends to a single stream.
     async fn append_to_stream(

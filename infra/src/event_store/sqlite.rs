@@ -584,6 +584,15 @@ impl EventStore for SqliteEventStore {
         self.inner.reads.run(head_of).await.map_err(read_err)
     }
 
+    async fn position_before(&self, time: DateTime<Utc>) -> Result<u64, StoreError> {
+        let micros = time.timestamp_micros();
+        self.inner
+            .reads
+            .run(move |conn| position_before(conn, micros))
+            .await
+            .map_err(read_err)
+    }
+
     async fn stream_revision(&self, stream: &str) -> Result<Option<u64>, StoreError> {
         let stream = stream.to_string();
         self.inner
@@ -592,6 +601,25 @@ impl EventStore for SqliteEventStore {
             .await
             .map_err(read_err)
     }
+}
+
+/// Binary search over positions: recorded times never decrease along
+/// `$all`, so the first event at or after `micros` is found in O(log n)
+/// point reads.
+fn position_before(conn: &Connection, micros: i64) -> rusqlite::Result<u64> {
+    let (mut low, mut high) = (0u64, head_of(conn)?);
+    let mut stmt = conn.prepare_cached("SELECT recorded_at FROM events WHERE position = ?1")?;
+    // Invariant: events up to `low` are before `micros`; `high + 1` is not.
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        let at: i64 = stmt.query_row([mid as i64], |r| r.get(0))?;
+        if at < micros {
+            low = mid
+        } else {
+            high = mid - 1
+        }
+    }
+    Ok(low)
 }
 
 // ---------------------------------------------------------------- subscribing
@@ -625,10 +653,7 @@ impl Subscription for SqliteSubscription {
                     .await
                     .map_err(read_err)?;
                 self.after = slice.scanned_to;
-                if !slice.events.is_empty() {
-                    return Ok(slice);
-                }
-                continue;
+                return Ok(slice);
             }
             self.head.changed().await.map_err(|_| StoreError::Closed)?;
         }

@@ -1,0 +1,152 @@
+//! The ReadStore port, shaped like ScyllaDB: tables of rows addressed by a
+//! partition key and a clustering key, read by key or by partition scan in
+//! clustering order, written in batches together with the projection's
+//! checkpoint.
+//!
+//! Each projection's tables exist in generations: the live generation
+//! serves reads while a rebuild fills the next one from position 0; the
+//! switch moves the live pointer in the projection registry atomically and
+//! drops the old generation. A live runner writing to a generation that is
+//! no longer live is told it was `Superseded`, so a rebuild in another
+//! process (the CLI) takes over cleanly.
+
+mod sqlite;
+
+use async_trait::async_trait;
+pub use shopstream_projections::{Row, RowKey};
+
+pub use sqlite::SqliteReadStore;
+
+/// The physical name of a logical table in one generation.
+pub fn physical(table: &str, generation: u32) -> String {
+    format!("{table}__g{generation}")
+}
+
+/// A projection as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionRecord {
+    pub name: String,
+    /// The code version the live generation was built by.
+    pub version: u32,
+    pub generation: u32,
+    /// Every event up to this position of `$all` is applied to the live
+    /// generation.
+    pub checkpoint: u64,
+    /// Why the live runner stopped, if it did.
+    pub failure: Option<String>,
+    pub paused: bool,
+    /// A rebuild in progress, if any.
+    pub build: Option<BuildRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRecord {
+    pub version: u32,
+    pub generation: u32,
+    pub checkpoint: u64,
+}
+
+/// Which generation a batch writes: the live one, or one being rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Live(u32),
+    Build(u32),
+}
+
+/// The changes of a batch to one row (already merged in memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delta {
+    pub key: RowKey,
+    pub change: Row,
+}
+
+/// A projection's writes for a run of events, and how far that run went.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub projection: String,
+    pub target: Target,
+    pub deltas: Vec<Delta>,
+    pub checkpoint: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadStoreError {
+    /// The generation written to is no longer the one the writer thinks.
+    #[error("the projection's generation was replaced")]
+    Superseded,
+    #[error("read store unavailable: {0}")]
+    Unavailable(String),
+    #[error("read store data is unreadable: {0}")]
+    Corrupt(String),
+    /// A table of an old generation was dropped under a reader; it should
+    /// look up the live generation again.
+    #[error("no such table: {0}")]
+    NoSuchTable(String),
+}
+
+#[async_trait]
+pub trait ReadStore: Send + Sync + 'static {
+    /// Live rows by key, in the given (logical) tables of a generation.
+    async fn get(&self, generation: u32, key: &RowKey) -> Result<Option<Row>, ReadStoreError>;
+
+    /// Rows as stored, deleted ones included (the runner merges onto them).
+    async fn get_many(
+        &self,
+        generation: u32,
+        keys: Vec<RowKey>,
+    ) -> Result<Vec<Option<Row>>, ReadStoreError>;
+
+    /// Live rows of one partition after `after` (exclusive) in clustering
+    /// order, at most `limit`.
+    async fn scan(
+        &self,
+        generation: u32,
+        table: &str,
+        partition: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Row)>, ReadStoreError>;
+
+    /// Writes a batch and its checkpoint atomically; returns the rows whose
+    /// visible state changed.
+    async fn apply(&self, batch: Batch) -> Result<Vec<RowKey>, ReadStoreError>;
+
+    async fn projections(&self) -> Result<Vec<ProjectionRecord>, ReadStoreError>;
+
+    async fn projection(&self, name: &str) -> Result<Option<ProjectionRecord>, ReadStoreError> {
+        Ok(self
+            .projections()
+            .await?
+            .into_iter()
+            .find(|p| p.name == name))
+    }
+
+    /// Registers a projection met for the first time: generation 1, empty,
+    /// at checkpoint 0. Returns the record, new or existing.
+    async fn register(
+        &self,
+        name: &str,
+        version: u32,
+        tables: &[&str],
+    ) -> Result<ProjectionRecord, ReadStoreError>;
+
+    /// Starts a rebuild into a fresh generation (replacing any unfinished
+    /// one) and returns that generation.
+    async fn start_build(
+        &self,
+        name: &str,
+        version: u32,
+        tables: &[&str],
+    ) -> Result<u32, ReadStoreError>;
+
+    /// Makes a finished build live if it has caught up with the live
+    /// generation (`false`: it has not, apply more and try again), and drops
+    /// the old generation's tables.
+    async fn finish_build(&self, name: &str, generation: u32) -> Result<bool, ReadStoreError>;
+
+    /// Records (or clears) why the live runner stopped.
+    async fn set_failure(&self, name: &str, failure: Option<&str>) -> Result<(), ReadStoreError>;
+
+    /// Pauses or resumes the live runner.
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), ReadStoreError>;
+}

@@ -1,0 +1,479 @@
+//! The embedded read store: its own SQLite file (WAL), one SQLite table per
+//! logical table and generation, rows stored as their cells in JSON.
+//!
+//! Read models can always be rebuilt from the event store, and each batch
+//! commits together with its checkpoint, so the file runs with
+//! `synchronous=NORMAL`: a power cut may lose the last batches, and their
+//! checkpoint with them, so they are applied again.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    Batch, BuildRecord, ProjectionRecord, ReadStore, ReadStoreError, Row, RowKey, Target, physical,
+};
+use crate::Durability;
+use crate::sqlite::{ReadPool, open_writer};
+
+const REGISTRY: &str = "
+CREATE TABLE IF NOT EXISTS projections (
+    name             TEXT PRIMARY KEY,
+    version          INTEGER NOT NULL,
+    generation       INTEGER NOT NULL,
+    checkpoint       INTEGER NOT NULL,
+    tables           TEXT    NOT NULL, -- JSON array of logical table names
+    failure          TEXT,
+    paused           INTEGER NOT NULL DEFAULT 0,
+    next_generation  INTEGER NOT NULL,
+    build_version    INTEGER,
+    build_generation INTEGER,
+    build_checkpoint INTEGER,
+    build_tables     TEXT
+);
+";
+
+#[derive(Clone)]
+pub struct SqliteReadStore {
+    writer: Arc<Mutex<Connection>>,
+    reads: ReadPool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ReadStoreError {
+    ReadStoreError::Unavailable(e.to_string())
+}
+
+fn sql_err(e: rusqlite::Error) -> ReadStoreError {
+    let text = e.to_string();
+    if let Some(table) = text.strip_prefix("no such table: ") {
+        return ReadStoreError::NoSuchTable(table.to_string());
+    }
+    ReadStoreError::Unavailable(text)
+}
+
+fn valid_table(name: &str) -> Result<(), ReadStoreError> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(ReadStoreError::Unavailable(format!(
+            "invalid table name {name:?}"
+        )))
+    }
+}
+
+fn create_tables(conn: &Connection, tables: &[&str], generation: u32) -> rusqlite::Result<()> {
+    for table in tables {
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{}\" (
+                pk  TEXT NOT NULL,
+                ck  TEXT NOT NULL,
+                row TEXT NOT NULL,
+                live INTEGER NOT NULL,
+                PRIMARY KEY (pk, ck)
+            ) WITHOUT ROWID",
+            physical(table, generation)
+        ))?;
+    }
+    Ok(())
+}
+
+fn drop_tables(conn: &Connection, tables_json: &str, generation: u32) -> rusqlite::Result<()> {
+    let tables: Vec<String> = serde_json::from_str(tables_json).unwrap_or_default();
+    for table in tables {
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS \"{}\"",
+            physical(&table, generation)
+        ))?;
+    }
+    Ok(())
+}
+
+fn decode_row(text: &str) -> Result<Row, ReadStoreError> {
+    serde_json::from_str(text).map_err(|e| ReadStoreError::Corrupt(e.to_string()))
+}
+
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectionRecord> {
+    let build_generation: Option<i64> = r.get("build_generation")?;
+    Ok(ProjectionRecord {
+        name: r.get("name")?,
+        version: r.get("version")?,
+        generation: r.get("generation")?,
+        checkpoint: r.get::<_, i64>("checkpoint")? as u64,
+        failure: r.get("failure")?,
+        paused: r.get::<_, i64>("paused")? != 0,
+        build: match build_generation {
+            Some(generation) => Some(BuildRecord {
+                version: r.get("build_version")?,
+                generation: generation as u32,
+                checkpoint: r.get::<_, i64>("build_checkpoint")? as u64,
+            }),
+            None => None,
+        },
+    })
+}
+
+impl SqliteReadStore {
+    /// Opens (creating if needed) the read store in `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadStoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+        }
+        let conn = open_writer(&path, Durability::Os).map_err(unavailable)?;
+        conn.execute_batch(REGISTRY).map_err(unavailable)?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(conn)),
+            reads: ReadPool::new(path, 32),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, ReadStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ReadStoreError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer
+                .lock()
+                .map_err(|_| ReadStoreError::Unavailable("writer lock poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, ReadStoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ReadStoreError> + Send + 'static,
+    {
+        let reads = self.reads.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut outcome = None;
+            let pooled = reads.with(|conn| {
+                outcome = Some(f(conn));
+                Ok(())
+            });
+            match (pooled, outcome) {
+                (_, Some(result)) => result,
+                (Err(e), None) => Err(sql_err(e)),
+                (Ok(()), None) => Err(ReadStoreError::Unavailable("read did not run".into())),
+            }
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn get_row(
+    conn: &Connection,
+    generation: u32,
+    key: &RowKey,
+) -> Result<Option<Row>, ReadStoreError> {
+    valid_table(&key.table)?;
+    let text: Option<String> = conn
+        .prepare_cached(&format!(
+            "SELECT row FROM \"{}\" WHERE pk = ?1 AND ck = ?2",
+            physical(&key.table, generation)
+        ))
+        .map_err(sql_err)?
+        .query_row(params![key.partition, key.clustering], |r| r.get(0))
+        .optional()
+        .map_err(sql_err)?;
+    text.map(|t| decode_row(&t)).transpose()
+}
+
+#[async_trait]
+impl ReadStore for SqliteReadStore {
+    async fn get(&self, generation: u32, key: &RowKey) -> Result<Option<Row>, ReadStoreError> {
+        let key = key.clone();
+        self.read(move |conn| Ok(get_row(conn, generation, &key)?.filter(Row::is_live)))
+            .await
+    }
+
+    async fn get_many(
+        &self,
+        generation: u32,
+        keys: Vec<RowKey>,
+    ) -> Result<Vec<Option<Row>>, ReadStoreError> {
+        self.read(move |conn| keys.iter().map(|k| get_row(conn, generation, k)).collect())
+            .await
+    }
+
+    async fn scan(
+        &self,
+        generation: u32,
+        table: &str,
+        partition: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Row)>, ReadStoreError> {
+        valid_table(table)?;
+        let sql = format!(
+            "SELECT ck, row FROM \"{}\" WHERE pk = ?1 AND ck > ?2 AND live = 1 ORDER BY ck LIMIT ?3",
+            physical(table, generation)
+        );
+        let partition = partition.to_string();
+        let after = after.unwrap_or("").to_string();
+        let limit = limit.min(i64::MAX as usize) as i64;
+        // `ck >= ''` on a first page: the empty clustering key is a key too.
+        let sql = if after.is_empty() {
+            sql.replace("ck > ?2", "ck >= ?2")
+        } else {
+            sql
+        };
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+            let rows = stmt
+                .query_map(params![partition, after, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(sql_err)?;
+            for row in rows {
+                let (ck, text) = row.map_err(sql_err)?;
+                out.push((ck, decode_row(&text)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn apply(&self, batch: Batch) -> Result<Vec<RowKey>, ReadStoreError> {
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let (generation, moved) = match batch.target {
+                Target::Live(g) => (
+                    g,
+                    tx.execute(
+                        "UPDATE projections SET checkpoint = MAX(checkpoint, ?1) \
+                         WHERE name = ?2 AND generation = ?3 AND paused = 0",
+                        params![batch.checkpoint as i64, batch.projection, g],
+                    ),
+                ),
+                Target::Build(g) => (
+                    g,
+                    tx.execute(
+                        "UPDATE projections SET build_checkpoint = ?1 \
+                         WHERE name = ?2 AND build_generation = ?3",
+                        params![batch.checkpoint as i64, batch.projection, g],
+                    ),
+                ),
+            };
+            if moved.map_err(sql_err)? == 0 {
+                return Err(ReadStoreError::Superseded);
+            }
+            let mut changed = Vec::new();
+            for delta in &batch.deltas {
+                let mut row = get_row(&tx, generation, &delta.key)?.unwrap_or_default();
+                let was_live = row.is_live();
+                if !row.absorb(&delta.change) {
+                    continue;
+                }
+                let text = serde_json::to_string(&row)
+                    .map_err(|e| ReadStoreError::Corrupt(e.to_string()))?;
+                tx.prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO \"{}\" (pk, ck, row, live) VALUES (?1, ?2, ?3, ?4)",
+                    physical(&delta.key.table, generation)
+                ))
+                .map_err(sql_err)?
+                .execute(params![
+                    delta.key.partition,
+                    delta.key.clustering,
+                    text,
+                    row.is_live()
+                ])
+                .map_err(sql_err)?;
+                if was_live || row.is_live() {
+                    changed.push(delta.key.clone());
+                }
+            }
+            tx.commit().map_err(sql_err)?;
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn projections(&self) -> Result<Vec<ProjectionRecord>, ReadStoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT * FROM projections ORDER BY rowid")
+                .map_err(sql_err)?
+                .query_map([], record)
+                .map_err(sql_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn register(
+        &self,
+        name: &str,
+        version: u32,
+        tables: &[&str],
+    ) -> Result<ProjectionRecord, ReadStoreError> {
+        for t in tables {
+            valid_table(t)?;
+        }
+        let name = name.to_string();
+        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let existing = tx
+                .query_row("SELECT * FROM projections WHERE name = ?1", [&name], record)
+                .optional()
+                .map_err(sql_err)?;
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            let refs: Vec<&str> = tables.iter().map(String::as_str).collect();
+            create_tables(&tx, &refs, 1).map_err(sql_err)?;
+            tx.execute(
+                "INSERT INTO projections (name, version, generation, checkpoint, tables, next_generation) \
+                 VALUES (?1, ?2, 1, 0, ?3, 2)",
+                params![name, version, serde_json::to_string(&tables).unwrap_or_default()],
+            )
+            .map_err(sql_err)?;
+            let created = tx
+                .query_row("SELECT * FROM projections WHERE name = ?1", [&name], record)
+                .map_err(sql_err)?;
+            tx.commit().map_err(sql_err)?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn start_build(
+        &self,
+        name: &str,
+        version: u32,
+        tables: &[&str],
+    ) -> Result<u32, ReadStoreError> {
+        for t in tables {
+            valid_table(t)?;
+        }
+        let name = name.to_string();
+        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let (next, old_generation, old_tables): (u32, Option<u32>, Option<String>) = tx
+                .query_row(
+                    "SELECT next_generation, build_generation, build_tables FROM projections WHERE name = ?1",
+                    [&name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(sql_err)?
+                .ok_or_else(|| ReadStoreError::Unavailable(format!("projection {name} is not registered")))?;
+            if let (Some(g), Some(t)) = (old_generation, old_tables) {
+                drop_tables(&tx, &t, g).map_err(sql_err)?;
+            }
+            let refs: Vec<&str> = tables.iter().map(String::as_str).collect();
+            create_tables(&tx, &refs, next).map_err(sql_err)?;
+            tx.execute(
+                "UPDATE projections SET next_generation = ?1, build_version = ?2, \
+                 build_generation = ?3, build_checkpoint = 0, build_tables = ?4 WHERE name = ?5",
+                params![
+                    next + 1,
+                    version,
+                    next,
+                    serde_json::to_string(&tables).unwrap_or_default(),
+                    name
+                ],
+            )
+            .map_err(sql_err)?;
+            tx.commit().map_err(sql_err)?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn finish_build(&self, name: &str, generation: u32) -> Result<bool, ReadStoreError> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let current = tx
+                .query_row(
+                    "SELECT generation, checkpoint, tables, build_generation, build_checkpoint, \
+                     build_version, build_tables FROM projections WHERE name = ?1",
+                    [&name],
+                    |r| {
+                        Ok((
+                            r.get::<_, u32>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Option<u32>>(3)?,
+                            r.get::<_, Option<i64>>(4)?,
+                            r.get::<_, Option<u32>>(5)?,
+                            r.get::<_, Option<String>>(6)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(sql_err)?;
+            let Some((live_generation, live_checkpoint, live_tables, Some(g), Some(cp), Some(v), Some(t))) =
+                current
+            else {
+                return Err(ReadStoreError::Superseded);
+            };
+            if g != generation {
+                return Err(ReadStoreError::Superseded);
+            }
+            if cp < live_checkpoint {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE projections SET version = ?1, generation = ?2, checkpoint = ?3, tables = ?4, \
+                 failure = NULL, build_version = NULL, build_generation = NULL, \
+                 build_checkpoint = NULL, build_tables = NULL WHERE name = ?5",
+                params![v, g, cp, t, name],
+            )
+            .map_err(sql_err)?;
+            drop_tables(&tx, &live_tables, live_generation).map_err(sql_err)?;
+            tx.commit().map_err(sql_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_failure(&self, name: &str, failure: Option<&str>) -> Result<(), ReadStoreError> {
+        let (name, failure) = (name.to_string(), failure.map(str::to_string));
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE projections SET failure = ?1 WHERE name = ?2",
+                params![failure, name],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), ReadStoreError> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE projections SET paused = ?1 WHERE name = ?2",
+                params![paused, name],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+}

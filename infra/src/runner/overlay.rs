@@ -1,0 +1,96 @@
+//! A batch's view of a projection's rows: what the store held (fetched on
+//! demand) with the batch's own writes on top, and those writes merged per
+//! row so each touched row is written once per batch.
+
+use std::collections::HashMap;
+
+use shopstream_projections::{ProjectionError, Row, RowKey, RowSource, RowWrite};
+
+use crate::read_store::Delta;
+
+#[derive(Default)]
+pub(crate) struct Overlay {
+    /// Rows whose stored state is known, with this batch's writes applied.
+    current: HashMap<RowKey, Row>,
+    /// This batch's writes, merged per row.
+    delta: HashMap<RowKey, Row>,
+}
+
+impl RowSource for Overlay {
+    fn get(&self, key: &RowKey) -> Result<Option<&Row>, ProjectionError> {
+        match self.current.get(key) {
+            Some(row) => Ok(Some(row).filter(|r| r.is_live())),
+            None => Err(ProjectionError::Need(vec![key.clone()])),
+        }
+    }
+}
+
+impl Overlay {
+    /// Whether the stored state of a row is known already.
+    pub(crate) fn knows(&self, key: &RowKey) -> bool {
+        self.current.contains_key(key)
+    }
+
+    /// Records a row as stored (absent when `None`), under this batch's
+    /// writes to it so far.
+    pub(crate) fn learn(&mut self, key: RowKey, stored: Option<Row>) {
+        let mut row = stored.unwrap_or_default();
+        if let Some(delta) = self.delta.get(&key) {
+            row.absorb(delta);
+        }
+        self.current.insert(key, row);
+    }
+
+    pub(crate) fn write(&mut self, writes: Vec<RowWrite>) {
+        for w in writes {
+            if let Some(row) = self.current.get_mut(&w.key) {
+                row.merge(&w.change);
+            }
+            self.delta.entry(w.key).or_default().merge(&w.change);
+        }
+    }
+
+    /// The batch's changes, and the rows now known as stored.
+    pub(crate) fn finish(self) -> (Vec<Delta>, HashMap<RowKey, Row>) {
+        let deltas = self
+            .delta
+            .into_iter()
+            .map(|(key, change)| Delta { key, change })
+            .collect();
+        (deltas, self.current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn write(version: u64) -> RowWrite {
+        RowWrite::upsert(RowKey::single("t", "a"), "doc", json!(version), version)
+    }
+
+    #[test]
+    fn unknown_rows_are_asked_for_and_known_ones_include_the_batch() {
+        let mut overlay = Overlay::default();
+        let key = RowKey::single("t", "a");
+        assert!(matches!(overlay.get(&key), Err(ProjectionError::Need(_))));
+        overlay.write(vec![write(2)]);
+        let mut stored = Row::default();
+        stored.merge(&write(1).change);
+        overlay.learn(key.clone(), Some(stored));
+        assert_eq!(
+            overlay.get(&key).unwrap().unwrap().cell("doc"),
+            Some(&json!(2))
+        );
+        overlay.write(vec![write(3)]);
+        assert_eq!(
+            overlay.get(&key).unwrap().unwrap().cell("doc"),
+            Some(&json!(3))
+        );
+        let (deltas, known) = overlay.finish();
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(deltas[0].change.cell("doc"), Some(&json!(3)));
+        assert_eq!(known[&key].cell("doc"), Some(&json!(3)));
+    }
+}

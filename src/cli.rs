@@ -26,9 +26,27 @@ enum Command {
     /// Serves the HTTP API on SHOPSTREAM_HTTP_ADDR (127.0.0.1:8080) with
     /// data under SHOPSTREAM_DATA_DIR (./data).
     Serve,
+    /// Lists, rebuilds, pauses and resumes projections, on the stores in
+    /// SHOPSTREAM_DATA_DIR, whether or not a server is running on them.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Measures shopstream on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Name, version, status, checkpoint and lag of every projection.
+    List,
+    /// Rebuilds a projection into fresh tables from the first event, with a
+    /// progress bar; the live tables serve until the rebuilt ones replace
+    /// them. `all` rebuilds every projection, one after another.
+    Rebuild { name: String },
+    /// Stops applying events to a projection (reads keep being served).
+    Pause { name: String },
+    /// Resumes a paused projection, or retries a failed one.
+    Resume { name: String },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +97,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve().await,
+            Command::Projections(command) => projections(command).await,
             Command::Bench(BenchCommand::Append(args)) => bench::append::run(args).await,
         }
     });
@@ -89,6 +108,41 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let ops = crate::ops::Operations::open(&settings).await?;
+    match command {
+        ProjectionsCommand::List => {
+            println!(
+                "{:<12} {:>7} {:<11} {:>12} {:>10} {:>9}",
+                "name", "version", "status", "checkpoint", "lag", "lag ms"
+            );
+            for p in ops.projections().await? {
+                println!(
+                    "{:<12} {:>7} {:<11} {:>12} {:>10} {:>9}",
+                    p.name, p.version, p.status, p.checkpoint, p.lag_events, p.lag_ms
+                );
+                if let Some(why) = p.failure {
+                    println!("    failed: {why}");
+                }
+            }
+        }
+        ProjectionsCommand::Rebuild { name } => {
+            let names: Vec<String> = if name == "all" {
+                ops.names()
+            } else {
+                vec![name]
+            };
+            for name in names {
+                ops.rebuild(&name).await?;
+            }
+        }
+        ProjectionsCommand::Pause { name } => ops.set_paused(&name, true).await?,
+        ProjectionsCommand::Resume { name } => ops.set_paused(&name, false).await?,
+    }
+    Ok(())
 }
 
 async fn serve() -> anyhow::Result<()> {

@@ -11,7 +11,9 @@
 //! - [`config`]: settings from compiled-in defaults, a file, the environment.
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`startup`]: building and running the HTTP service.
-//! - [`cli`]: the `shopstream` command line (`serve`, `bench`).
+//! - [`cli`]: the `shopstream` command line (`serve`, `projections`,
+//!   `bench`).
+//! - [`ops`]: operators' work on the stores (projection status, rebuilds).
 //! - [`bench`]: load generators the CLI runs (append throughput).
 
 pub mod api;
@@ -19,5 +21,6 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod ops;
 pub mod startup;
 pub mod telemetry;

@@ -28,11 +28,23 @@ impl Application {
         app.bootstrap_admin(&settings).await?;
         // The embedded default: projections run in this process, fed by
         // the event store's own subscription.
-        let runners = app
+        let mut runners: Vec<_> = app
             .projections
             .iter()
             .map(|p| tokio::spawn(app.runner(p.clone()).run()))
             .collect();
+        // Rebuilds by the CLI in another process switch generations in the
+        // registry; look at it now and then.
+        let queries = app.queries.clone();
+        runners.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                if let Err(e) = queries.refresh_routing().await {
+                    tracing::warn!(error = %e, "reading the projection registry failed");
+                }
+            }
+        }));
         let address = settings.socket_addr()?;
         let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();

@@ -2,11 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
-use serde::Serialize;
 use shopstream_domain::values::Role;
-use shopstream_infra::event_store::EventFilter;
-use shopstream_infra::read_store::ProjectionRecord;
 
 use super::extract::Caller;
 use super::problem::ApiError;
@@ -19,81 +15,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/projections/{name}/resume", web::post().to(resume));
 }
 
-#[derive(Debug, Serialize)]
-pub struct ProjectionView {
-    pub name: String,
-    pub version: u32,
-    /// `live`, `rebuilding`, `paused` or `failed`.
-    pub status: &'static str,
-    pub checkpoint: u64,
-    /// Positions of `$all` not yet looked at.
-    pub lag_events: u64,
-    /// How long the oldest event not yet applied has waited.
-    pub lag_ms: u64,
-    pub generation: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rebuild: Option<RebuildView>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RebuildView {
-    pub version: u32,
-    pub checkpoint: u64,
-}
-
-/// Every projection with its status and lag, as the admin view and the CLI
-/// show them.
-pub async fn projections(app: &App) -> Result<Vec<ProjectionView>, ApiError> {
-    let head = app.store.head_position().await?;
-    let records = app.rows.projections().await?;
-    let mut views = Vec::with_capacity(records.len());
-    for record in records {
-        views.push(view(app, record, head).await?);
-    }
-    Ok(views)
-}
-
-async fn view(app: &App, r: ProjectionRecord, head: u64) -> Result<ProjectionView, ApiError> {
-    let status = if r.failure.is_some() {
-        "failed"
-    } else if r.build.is_some() {
-        "rebuilding"
-    } else if r.paused {
-        "paused"
-    } else {
-        "live"
-    };
-    // This process may know of a later checkpoint than the registry holds
-    // (idle projections record theirs only now and then).
-    let checkpoint = r.checkpoint.max(app.queries.checkpoint(&r.name));
-    let lag_events = head.saturating_sub(checkpoint);
-    let lag_ms = if lag_events == 0 {
-        0
-    } else {
-        let next = app
-            .store
-            .read_all(checkpoint, &EventFilter::default(), 1)
-            .await?;
-        next.events.first().map_or(0, |e| {
-            (Utc::now() - e.recorded_at).num_milliseconds().max(0) as u64
-        })
-    };
-    Ok(ProjectionView {
-        name: r.name,
-        version: r.version,
-        status,
-        checkpoint,
-        lag_events,
-        lag_ms,
-        generation: r.generation,
-        failure: r.failure,
-        rebuild: r.build.map(|b| RebuildView {
-            version: b.version,
-            checkpoint: b.checkpoint,
-        }),
+/// Every projection with its status and lag.
+async fn projections(app: &App) -> Result<Vec<crate::ops::ProjectionView>, ApiError> {
+    crate::ops::views(app.store.as_ref(), app.rows.as_ref(), |name| {
+        app.queries.checkpoint(name)
     })
+    .await
+    .map_err(ApiError::unavailable)
 }
 
 async fn list(app: web::Data<App>, caller: Caller) -> Result<HttpResponse, ApiError> {

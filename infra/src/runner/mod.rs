@@ -181,6 +181,10 @@ impl ProjectionRunner {
             tokio::time::sleep(Duration::from_millis(250)).await;
             return Ok(());
         }
+        // Whoever serves reads learns which generation is live now (it may
+        // have been switched by a rebuild in another process).
+        self.observer
+            .switched(p.name(), record.generation, record.checkpoint);
         match self.live(record.generation, record.checkpoint).await {
             Err(RunnerError::Rows(ReadStoreError::Superseded)) => Ok(()),
             Err(RunnerError::Projection {

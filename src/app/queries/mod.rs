@@ -339,8 +339,13 @@ impl RunnerObserver for QueryService {
     }
 
     fn switched(&self, projection: &str, generation: u32, checkpoint: u64) {
-        if let Ok(mut routing) = self.routing.write() {
-            routing.insert(projection.to_string(), generation);
+        let previous = self
+            .routing
+            .write()
+            .ok()
+            .and_then(|mut routing| routing.insert(projection.to_string(), generation));
+        if previous == Some(generation) {
+            return;
         }
         if let Some(tx) = self.checkpoints.get(projection) {
             tx.send_if_modified(|c| {

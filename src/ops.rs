@@ -1,0 +1,215 @@
+//! What operators do from the command line, directly on the stores: list
+//! projections with their lag, rebuild them with a progress bar, pause and
+//! resume them. A running server notices (its runner is superseded by a
+//! rebuild's switch, and it re-reads the registry).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use shopstream_infra::event_store::{
+    EventFilter, EventStore, SqliteEventStore, SqliteEventStoreOptions,
+};
+use shopstream_infra::read_store::{ReadStore, RowKey, SqliteReadStore};
+use shopstream_infra::runner::{ProjectionRunner, RunnerObserver};
+use shopstream_projections::Projection;
+
+use crate::config::Settings;
+
+/// A projection's state, as `projections list` and the admin API show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectionView {
+    pub name: String,
+    pub version: u32,
+    /// `live`, `rebuilding`, `paused` or `failed`.
+    pub status: &'static str,
+    pub checkpoint: u64,
+    /// Positions of `$all` not yet looked at.
+    pub lag_events: u64,
+    /// How long the oldest event not yet applied has waited.
+    pub lag_ms: u64,
+    pub generation: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<RebuildView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildView {
+    pub version: u32,
+    pub checkpoint: u64,
+}
+
+/// Every projection with its status and lag. `known` gives checkpoints this
+/// process has heard of that the registry may not hold yet.
+pub async fn views(
+    events: &dyn EventStore,
+    rows: &dyn ReadStore,
+    known: impl Fn(&str) -> u64,
+) -> anyhow::Result<Vec<ProjectionView>> {
+    let head = events.head_position().await?;
+    let mut views = Vec::new();
+    for r in rows.projections().await? {
+        let status = if r.failure.is_some() {
+            "failed"
+        } else if r.build.is_some() {
+            "rebuilding"
+        } else if r.paused {
+            "paused"
+        } else {
+            "live"
+        };
+        let checkpoint = r.checkpoint.max(known(&r.name));
+        let lag_events = head.saturating_sub(checkpoint);
+        let lag_ms = if lag_events == 0 {
+            0
+        } else {
+            let next = events
+                .read_all(checkpoint, &EventFilter::default(), 1)
+                .await?;
+            next.events.first().map_or(0, |e| {
+                (Utc::now() - e.recorded_at).num_milliseconds().max(0) as u64
+            })
+        };
+        views.push(ProjectionView {
+            name: r.name,
+            version: r.version,
+            status,
+            checkpoint,
+            lag_events,
+            lag_ms,
+            generation: r.generation,
+            failure: r.failure,
+            rebuild: r.build.map(|b| RebuildView {
+                version: b.version,
+                checkpoint: b.checkpoint,
+            }),
+        });
+    }
+    Ok(views)
+}
+
+pub struct Operations {
+    events: Arc<dyn EventStore>,
+    rows: Arc<dyn ReadStore>,
+    projections: Vec<Arc<dyn Projection>>,
+}
+
+/// The CLI has no cache to invalidate; it reports what it does instead.
+struct Quiet;
+
+impl RunnerObserver for Quiet {
+    fn applied(&self, _: &str, _: u32, _: u64, _: &[RowKey], _: &[Duration]) {}
+
+    fn switched(&self, projection: &str, generation: u32, checkpoint: u64) {
+        tracing::info!(
+            projection,
+            generation,
+            checkpoint,
+            "rebuilt projection is live"
+        );
+    }
+
+    fn failed(&self, projection: &str, error: &str) {
+        tracing::error!(projection, error, "projection failed");
+    }
+}
+
+impl Operations {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let events: Arc<dyn EventStore> = Arc::new(
+            SqliteEventStore::open(
+                settings.event_store_path(),
+                SqliteEventStoreOptions {
+                    durability: settings.durability,
+                    ..Default::default()
+                },
+            )
+            .context("opening the event store")?,
+        );
+        let rows: Arc<dyn ReadStore> = Arc::new(
+            SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
+        );
+        let projections = shopstream_projections::all();
+        for p in &projections {
+            rows.register(p.name(), p.version(), p.tables()).await?;
+        }
+        Ok(Self {
+            events,
+            rows,
+            projections,
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.projections
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect()
+    }
+
+    pub async fn projections(&self) -> anyhow::Result<Vec<ProjectionView>> {
+        views(self.events.as_ref(), self.rows.as_ref(), |_| 0).await
+    }
+
+    fn projection(&self, name: &str) -> anyhow::Result<Arc<dyn Projection>> {
+        self.projections
+            .iter()
+            .find(|p| p.name() == name)
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "no projection named {name}; try: {}",
+                    self.names().join(", ")
+                )
+            })
+    }
+
+    /// Rebuilds one projection, showing positions done, rate and ETA.
+    pub async fn rebuild(&self, name: &str) -> anyhow::Result<()> {
+        let projection = self.projection(name)?;
+        let runner = ProjectionRunner::new(
+            projection,
+            self.events.clone(),
+            self.rows.clone(),
+            Arc::new(Quiet),
+        );
+        let bar = ProgressBar::new(self.events.head_position().await?);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>10} [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        let started = std::time::Instant::now();
+        let mut events = 0;
+        let generation = runner
+            .rebuild(&mut |position: u64, head: u64, applied: u64| {
+                bar.set_length(head);
+                bar.set_position(position);
+                events = applied;
+            })
+            .await?;
+        bar.finish();
+        println!(
+            "{name}: generation {generation} is live; {events} events in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    pub async fn set_paused(&self, name: &str, paused: bool) -> anyhow::Result<()> {
+        self.projection(name)?;
+        self.rows.set_paused(name, paused).await?;
+        if !paused {
+            self.rows.set_failure(name, None).await?;
+        }
+        println!("{name}: {}", if paused { "paused" } else { "resumed" });
+        Ok(())
+    }
+}

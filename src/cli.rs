@@ -54,6 +54,15 @@ enum BenchCommand {
     /// Durable append throughput with 1 and many writers, beside this
     /// disk's one-fsync-per-write rate measured in the same run.
     Append(AppendArgs),
+    /// Fills SHOPSTREAM_DATA_DIR with products, customers and orders
+    /// through the real write path.
+    Seed(bench::seed::SeedArgs),
+    /// Commit -> queryable lag through the embedded projections.
+    Lag(bench::lag::LagArgs),
+    /// Query cache hit ratio under Zipf popularity.
+    Cache(bench::cache::CacheArgs),
+    /// Serves a trivial actix-web handler, the baseline for the query path.
+    Hello(bench::hello::HelloArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -99,6 +108,10 @@ pub fn main() -> ExitCode {
             Command::Serve => serve().await,
             Command::Projections(command) => projections(command).await,
             Command::Bench(BenchCommand::Append(args)) => bench::append::run(args).await,
+            Command::Bench(BenchCommand::Seed(args)) => bench::seed::run(args).await,
+            Command::Bench(BenchCommand::Lag(args)) => bench::lag::run(args).await,
+            Command::Bench(BenchCommand::Cache(args)) => bench::cache::run(args).await,
+            Command::Bench(BenchCommand::Hello(args)) => bench::hello::run(args).await,
         }
     });
     match result {

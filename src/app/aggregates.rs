@@ -97,11 +97,6 @@ impl AggregateCache {
             .insert(snapshot.stream.clone(), Arc::new(snapshot));
     }
 
-    /// Forgets a stream, so its next load reads it afresh.
-    pub fn forget(&self, stream: &str) {
-        self.cache.invalidate(stream);
-    }
-
     /// Folds every event after the snapshot's revision into it and caches
     /// the result when it moved.
     async fn catch_up<A: Aggregate>(

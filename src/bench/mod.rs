@@ -2,5 +2,13 @@
 //!
 //! # Layout
 //! - [`append`]: durable append throughput beside the disk's fsync rate.
+//! - [`seed`]: fills a data directory through the real write path.
+//! - [`lag`]: commit → queryable delay.
+//! - [`cache`]: the query cache's hit ratio under Zipf popularity.
+//! - [`hello`]: the trivial handler the query path is compared with.
 
 pub mod append;
+pub mod cache;
+pub mod hello;
+pub mod lag;
+pub mod seed;

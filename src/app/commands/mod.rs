@@ -26,7 +26,9 @@ pub mod orders;
 
 mod idempotency;
 
+use std::collections::BTreeSet;
 use std::fmt::Display;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -170,6 +172,9 @@ pub struct CommandService {
     aggregates: AggregateCache,
     retry: RetryPolicy,
     outcomes: Option<prometheus::IntCounterVec>,
+    /// Per-stream locks taken by commands that already lost a race on that
+    /// stream, so contenders in this process queue up instead of colliding.
+    hot: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl CommandService {
@@ -178,7 +183,27 @@ impl CommandService {
             aggregates,
             retry,
             outcomes: None,
+            hot: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
         }
+    }
+
+    /// Takes the locks of every contended stream, in name order (so two
+    /// commands never wait on each other's locks).
+    async fn queue_behind(
+        &self,
+        contended: &BTreeSet<String>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut guards = Vec::with_capacity(contended.len());
+        for stream in contended {
+            let lock = self
+                .hot
+                .get_with(stream.clone(), || Arc::new(tokio::sync::Mutex::new(())));
+            guards.push(lock.lock_owned().await);
+        }
+        guards
     }
 
     /// Counts every command by name and outcome.
@@ -237,11 +262,15 @@ impl CommandService {
             None => None,
         };
 
+        // Streams this command lost a race on: read fresh from now on and,
+        // within this process, written one contender at a time.
+        let mut contended = BTreeSet::new();
         for attempt in 0..self.retry.max_attempts {
             if attempt > 0 {
                 self.pause(attempt).await;
             }
-            let mut uow = UnitOfWork::new(self, ctx, &target);
+            let _queued = self.queue_behind(&contended).await;
+            let mut uow = UnitOfWork::new(self, ctx, &target, &contended);
             let decided = command.decide(&mut uow).await;
             let output = match decided {
                 Ok(output) => output,
@@ -297,7 +326,7 @@ impl CommandService {
                     ctx,
                 )?);
             }
-            match uow.commit().await {
+            let lost_on = match uow.commit().await {
                 Ok(position) => {
                     if let Some(refusal) = uow.refusal {
                         return Err(CommandError::Domain(refusal));
@@ -309,24 +338,24 @@ impl CommandService {
                         replayed: false,
                     });
                 }
-                Err(AppendError::Conflict { stream, .. }) => {
-                    if ctx.if_match.is_some() && stream == target {
-                        return Err(CommandError::PreconditionFailed);
-                    }
-                    if let Some((key, expected)) = &mut idempotency {
-                        // The same request sent twice at once may have won
-                        // the race, whichever stream the conflict names.
-                        match idempotency::lookup::<C::Output>(self, ctx, key, C::NAME).await? {
-                            idempotency::Lookup::Replay(committed) => return Ok(committed),
-                            idempotency::Lookup::Fresh(now) => *expected = now,
-                        }
-                    }
-                    tracing::debug!(%stream, attempt, "append conflicted; deciding again");
-                    self.aggregates.forget(&stream);
-                }
+                Err(AppendError::Conflict { stream, .. }) => stream,
                 Err(AppendError::Invalid(why)) => return Err(CommandError::Internal(why)),
                 Err(AppendError::Store(e)) => return Err(e.into()),
+            };
+            drop(uow);
+            if ctx.if_match.is_some() && lost_on == target {
+                return Err(CommandError::PreconditionFailed);
             }
+            if let Some((key, expected)) = &mut idempotency {
+                // The same request sent twice at once may have won the race,
+                // whichever stream the conflict names.
+                match idempotency::lookup::<C::Output>(self, ctx, key, C::NAME).await? {
+                    idempotency::Lookup::Replay(committed) => return Ok(committed),
+                    idempotency::Lookup::Fresh(now) => *expected = now,
+                }
+            }
+            tracing::debug!(stream = %lost_on, attempt, "append conflicted; deciding again");
+            contended.insert(lost_on);
         }
         Err(CommandError::Contention)
     }
@@ -349,8 +378,10 @@ impl CommandService {
         )
     }
 
+    /// A random pause before another attempt: only from the third on, as
+    /// the second runs behind the contended streams' locks already.
     async fn pause(&self, attempt: u32) {
-        if attempt <= 1 {
+        if attempt <= 2 {
             return;
         }
         let cap = self.retry.max_backoff.as_micros() as u64;
@@ -365,6 +396,8 @@ pub struct UnitOfWork<'s> {
     service: &'s CommandService,
     ctx: &'s CommandContext,
     target: &'s str,
+    /// Streams to read up to their end rather than trust the cache for.
+    contended: &'s BTreeSet<String>,
     /// Streams read through the cache, with the revision they were read at.
     read: Vec<(String, Option<u64>, Freshness<'s>)>,
     writes: Vec<StreamWrite>,
@@ -393,11 +426,17 @@ type Freshness<'s> = Box<
 >;
 
 impl<'s> UnitOfWork<'s> {
-    fn new(service: &'s CommandService, ctx: &'s CommandContext, target: &'s str) -> Self {
+    fn new(
+        service: &'s CommandService,
+        ctx: &'s CommandContext,
+        target: &'s str,
+        contended: &'s BTreeSet<String>,
+    ) -> Self {
         Self {
             service,
             ctx,
             target,
+            contended,
             read: Vec::new(),
             writes: Vec::new(),
             after_commit: Vec::new(),
@@ -426,12 +465,19 @@ impl<'s> UnitOfWork<'s> {
     }
 
     /// An aggregate to decide on, as cached. A stale copy is caught by the
-    /// append's revision check, or by `ensure_fresh` before a refusal.
+    /// append's revision check, or by `ensure_fresh` before a refusal; a
+    /// stream this command already lost a race on is read to its end.
     pub async fn load<A: Aggregate>(
         &mut self,
         id: impl Display,
     ) -> Result<Snapshot<A>, CommandError> {
-        let snapshot = self.service.aggregates.load::<A>(id).await?;
+        let aggregates = &self.service.aggregates;
+        let stream = stream_name::<A>(&id);
+        let snapshot = if self.contended.contains(&stream) {
+            aggregates.load_fresh::<A>(id).await?
+        } else {
+            aggregates.load::<A>(id).await?
+        };
         self.check_precondition(&snapshot)?;
         self.position = self.position.max(snapshot.position);
         self.read.push((

@@ -306,7 +306,14 @@ impl QueryService {
 
     /// The number of answers cached right now.
     pub fn cached_entries(&self) -> u64 {
+        self.cache.run_pending_tasks();
         self.cache.entry_count()
+    }
+
+    /// The bytes of answers cached right now, as the cache weighs them.
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
     }
 }
 

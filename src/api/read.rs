@@ -51,8 +51,11 @@ pub fn reply(req: &HttpRequest, answer: &Answer, consistency: Option<Consistency
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
+            // If-None-Match compares weakly: `W/"x"` matches `"x"`.
+            let ours = answer.etag.trim_start_matches("W/");
             v.split(',')
-                .any(|tag| tag.trim() == answer.etag || tag.trim() == "*")
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
         });
     let mut response = if fresh {
         HttpResponse::NotModified()

@@ -3,10 +3,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use chrono::{DateTime, Utc};
 use figment::providers::Serialized;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde_json::{Value, json};
 use shopstream::config::Settings;
 use shopstream::startup::Application;
@@ -29,9 +31,21 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_in(Arc::new(tempfile::tempdir().expect("temp dir"))).await
 }
 
+/// A fresh application with some settings changed, each a dotted key of
+/// `default.toml` and its value, e.g. `("queries.consistency_wait_ms", json!(500))`.
+pub async fn spawn_app_with(overrides: &[(&str, Value)]) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let settings = settings_with(dir.path(), overrides);
+    launch(dir, settings).await
+}
+
 /// An application over an existing data directory (a restart).
 pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>) -> TestApp {
     let settings = settings(dir.path());
+    launch(dir, settings).await
+}
+
+async fn launch(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
     let application = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();
@@ -50,7 +64,12 @@ pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>) -> TestApp {
 }
 
 pub fn settings(dir: &Path) -> Settings {
-    let figment = Settings::defaults()
+    settings_with(dir, &[])
+}
+
+/// The test settings with `overrides` merged over them.
+pub fn settings_with(dir: &Path, overrides: &[(&str, Value)]) -> Settings {
+    let mut figment = Settings::defaults()
         .merge(Serialized::default("http_addr", "127.0.0.1:0"))
         .merge(Serialized::default("data_dir", dir))
         .merge(Serialized::default("admin_email", ADMIN_EMAIL))
@@ -59,6 +78,9 @@ pub fn settings(dir: &Path) -> Settings {
         // Cheaper hashing keeps tests quick; the algorithm is the same.
         .merge(Serialized::default("passwords.memory_kib", 1024))
         .merge(Serialized::default("passwords.iterations", 1));
+    for (key, value) in overrides {
+        figment = figment.merge(Serialized::default(key, value));
+    }
     Settings::from_figment(figment).expect("test settings are valid")
 }
 
@@ -72,6 +94,22 @@ pub fn product_body(sku: &str, price: i64) -> Value {
         "category": "things",
         "tags": ["test"],
     })
+}
+
+/// Money as the API writes it.
+pub fn money(amount: i64, currency: &str) -> Value {
+    json!({"amount": amount, "currency": currency})
+}
+
+/// An instant the API wrote (RFC 3339).
+#[track_caller]
+pub fn instant(value: &Value) -> DateTime<Utc> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {value}"));
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{e}: {text:?} is not RFC 3339"))
+        .with_timezone(&Utc)
 }
 
 /// A response read whole.
@@ -145,6 +183,215 @@ impl Reply {
     pub fn str(&self, field: &str) -> String {
         self.body[field].as_str().unwrap_or_default().to_string()
     }
+
+    /// The `X-Consistency-Token` a command answered with.
+    #[track_caller]
+    pub fn consistency_token(&self) -> &str {
+        self.header("x-consistency-token")
+            .unwrap_or_else(|| panic!("no consistency token: {self:#?}"))
+    }
+
+    /// How a query's consistency wait went: `consistent`, `stale`, or None
+    /// when it was not asked to wait.
+    pub fn consistency(&self) -> Option<&str> {
+        self.header("x-consistency-status")
+    }
+
+    /// A 200 that reflects the write whose token the query sent back.
+    #[track_caller]
+    pub fn expect_consistent(self) -> Reply {
+        let reply = self.expect(200);
+        assert_eq!(reply.consistency(), Some("consistent"), "{reply:#?}");
+        reply
+    }
+
+    /// The items of a list page.
+    pub fn items(&self) -> Vec<Value> {
+        self.body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// One string field of every item of a list page.
+    pub fn item_fields(&self, field: &str) -> Vec<String> {
+        self.items()
+            .iter()
+            .map(|item| item[field].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// An NDJSON answer read whole: its body becomes the array of its lines,
+    /// each of which must be one JSON value ending in a newline.
+    pub async fn from_ndjson(response: Response) -> Reply {
+        let is_ndjson = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-ndjson"));
+        if !is_ndjson {
+            return Reply::from(response).await;
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "every line ends in a newline: {text:?}"
+        );
+        let lines = text
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line:?}"))
+            })
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: Value::Array(lines),
+        }
+    }
+}
+
+/// How a query is asked: as whom, after which write, against which
+/// validator.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    bearer: Option<String>,
+    consistency_token: Option<String>,
+    if_none_match: Option<String>,
+}
+
+impl Read {
+    /// Without a bearer token.
+    pub fn anyone() -> Read {
+        Read::default()
+    }
+
+    /// As the holder of this access token.
+    pub fn by(token: &str) -> Read {
+        Read {
+            bearer: Some(token.to_string()),
+            ..Read::default()
+        }
+    }
+
+    /// Sending back the `X-Consistency-Token` of `command`'s reply, so the
+    /// answer reflects that write.
+    #[track_caller]
+    pub fn after(self, command: &Reply) -> Read {
+        let token = command.consistency_token().to_string();
+        self.with_consistency_token(&token)
+    }
+
+    /// With this `X-Consistency-Token`, verbatim.
+    pub fn with_consistency_token(mut self, token: &str) -> Read {
+        self.consistency_token = Some(token.to_string());
+        self
+    }
+
+    /// With `If-None-Match: etag`.
+    pub fn if_none_match(mut self, etag: &str) -> Read {
+        self.if_none_match = Some(etag.to_string());
+        self
+    }
+
+    fn apply(&self, mut request: RequestBuilder) -> RequestBuilder {
+        if let Some(bearer) = &self.bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(token) = &self.consistency_token {
+            request = request.header("x-consistency-token", token);
+        }
+        if let Some(etag) = &self.if_none_match {
+            request = request.header("if-none-match", etag);
+        }
+        request
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SentEvent {
+    pub id: u64,
+    pub event: String,
+    pub data: Value,
+}
+
+/// An open `GET /v1/events/live`, read incrementally.
+pub struct LiveEvents {
+    response: Response,
+    buffer: Vec<u8>,
+}
+
+/// How long a live tail may take to deliver an event that was committed.
+const LIVE_DEADLINE: Duration = Duration::from_secs(15);
+
+impl LiveEvents {
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// The whole answer, for an error.
+    pub async fn into_reply(self) -> Reply {
+        Reply::from(self.response).await
+    }
+
+    /// The next event sent, skipping keep-alive comments; panics when none
+    /// comes within the deadline.
+    pub async fn next_event(&mut self) -> SentEvent {
+        tokio::time::timeout(LIVE_DEADLINE, self.read_event())
+            .await
+            .unwrap_or_else(|_| {
+                let pending = String::from_utf8_lossy(&self.buffer);
+                panic!("no event within {LIVE_DEADLINE:?}; pending: {pending:?}")
+            })
+    }
+
+    async fn read_event(&mut self) -> SentEvent {
+        loop {
+            // Frames end in a blank line; a chunk may end mid-frame, even
+            // mid-character, so bytes wait here until their frame is whole.
+            while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let frame = String::from_utf8(frame).expect("UTF-8 frames");
+                if let Some(event) = parse_frame(&frame) {
+                    return event;
+                }
+            }
+            let chunk = self
+                .response
+                .chunk()
+                .await
+                .expect("the live stream reads")
+                .expect("the live stream stays open");
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+}
+
+/// An SSE frame's fields; None for a comment-only frame.
+fn parse_frame(frame: &str) -> Option<SentEvent> {
+    let (mut id, mut event, mut data) = (None, None, String::new());
+    for line in frame.lines() {
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = Some(v.parse().expect("numeric event id"));
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            event = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data.push_str(v);
+        }
+    }
+    let event = event?;
+    Some(SentEvent {
+        id: id.unwrap_or_else(|| panic!("a frame without an id: {frame:?}")),
+        event,
+        data: serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {frame:?}")),
+    })
 }
 
 impl TestApp {
@@ -156,6 +403,23 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         request
+    }
+
+    /// A request of `path` with these query parameters, URL-encoded.
+    pub fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> RequestBuilder {
+        let url = Url::parse_with_params(&format!("{}{}", self.address, path), params)
+            .expect("a valid URL");
+        let request = self.client.request(method, url);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     pub async fn send(&self, request: RequestBuilder) -> Reply {
@@ -174,6 +438,11 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.send(self.request(Method::GET, path, token)).await
+    }
+
+    /// A POST without a body (commands that need none).
+    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(self.request(Method::POST, path, token)).await
     }
 
     /// Stops the server gracefully and waits until it has.
@@ -221,8 +490,12 @@ impl TestApp {
     }
 
     pub async fn create_product(&self, sku: &str, price: i64) -> Reply {
-        self.post("/v1/products", Some(&self.admin), product_body(sku, price))
-            .await
+        self.create_product_from(product_body(sku, price)).await
+    }
+
+    /// The admin listing the product `body` describes.
+    pub async fn create_product_from(&self, body: Value) -> Reply {
+        self.post("/v1/products", Some(&self.admin), body).await
     }
 
     pub async fn change_price(&self, product: &str, price: i64) -> Reply {
@@ -235,11 +508,10 @@ impl TestApp {
     }
 
     pub async fn discontinue(&self, product: &str) -> Reply {
-        self.send(self.request(
-            Method::POST,
+        self.post_empty(
             &format!("/v1/products/{product}/discontinue"),
             Some(&self.admin),
-        ))
+        )
         .await
     }
 
@@ -264,10 +536,12 @@ impl TestApp {
     }
 
     pub async fn create_cart(&self, token: &str) -> String {
-        self.send(self.request(Method::POST, "/v1/carts", Some(token)))
-            .await
-            .expect(201)
-            .str("cart_id")
+        self.open_cart(token).await.str("cart_id")
+    }
+
+    /// A new cart: the command's whole reply.
+    pub async fn open_cart(&self, token: &str) -> Reply {
+        self.post_empty("/v1/carts", Some(token)).await.expect(201)
     }
 
     pub async fn set_item(&self, token: &str, cart: &str, product: &str, quantity: u32) -> Reply {
@@ -304,12 +578,8 @@ impl TestApp {
     }
 
     pub async fn cancel(&self, token: &str, order: &str) -> Reply {
-        self.send(self.request(
-            Method::POST,
-            &format!("/v1/orders/{order}/cancel"),
-            Some(token),
-        ))
-        .await
+        self.post_empty(&format!("/v1/orders/{order}/cancel"), Some(token))
+            .await
     }
 
     pub async fn ship(&self, order: &str) -> Reply {
@@ -321,6 +591,28 @@ impl TestApp {
         .await
     }
 
+    /// A customer's cart with these (product, quantity) lines, checked out:
+    /// the checkout's reply.
+    pub async fn place_order(&self, token: &str, lines: &[(&str, u32)]) -> Reply {
+        let cart = self.create_cart(token).await;
+        for (product, quantity) in lines {
+            self.set_item(token, &cart, product, *quantity)
+                .await
+                .expect(200);
+        }
+        self.checkout(token, &cart).await.expect(201)
+    }
+
+    /// A customer the admin made an analyst: their token, which carries the
+    /// role (a role takes effect with the next token).
+    pub async fn analyst(&self, email: &str) -> String {
+        let (id, _) = self.customer(email).await;
+        self.change_role(&self.admin, &id, "analyst")
+            .await
+            .expect(200);
+        self.token(email, "password-123").await
+    }
+
     pub async fn change_role(&self, token: &str, customer: &str, role: &str) -> Reply {
         self.put(
             &format!("/v1/admin/customers/{customer}/role"),
@@ -328,6 +620,104 @@ impl TestApp {
             json!({ "role": role }),
         )
         .await
+    }
+
+    // ---- queries
+
+    /// A GET of `path` with these query parameters, asked as `read` says.
+    pub async fn query(&self, path: &str, params: &[(&str, &str)], read: &Read) -> Reply {
+        let request = self.request_with(Method::GET, path, params, None);
+        self.send(read.apply(request)).await
+    }
+
+    pub async fn product(&self, id: &str, read: &Read) -> Reply {
+        self.query(&format!("/v1/products/{id}"), &[], read).await
+    }
+
+    /// `GET /v1/products` with `category`, `limit` and `cursor` as given.
+    pub async fn products(&self, params: &[(&str, &str)], read: &Read) -> Reply {
+        self.query("/v1/products", params, read).await
+    }
+
+    pub async fn search(&self, q: &str, read: &Read) -> Reply {
+        self.query("/v1/products/search", &[("q", q)], read).await
+    }
+
+    pub async fn inventory(&self, sku: &str, read: &Read) -> Reply {
+        self.query(&format!("/v1/inventory/{sku}"), &[], read).await
+    }
+
+    pub async fn cart(&self, id: &str, read: &Read) -> Reply {
+        self.query(&format!("/v1/carts/{id}"), &[], read).await
+    }
+
+    pub async fn order(&self, id: &str, read: &Read) -> Reply {
+        self.query(&format!("/v1/orders/{id}"), &[], read).await
+    }
+
+    /// The order as it stood at `as_of`.
+    pub async fn order_as_of(&self, id: &str, as_of: &str, read: &Read) -> Reply {
+        self.query(&format!("/v1/orders/{id}"), &[("as_of", as_of)], read)
+            .await
+    }
+
+    pub async fn my_orders(&self, read: &Read) -> Reply {
+        self.query("/v1/customers/me/orders", &[], read).await
+    }
+
+    pub async fn me(&self, read: &Read) -> Reply {
+        self.query("/v1/customers/me", &[], read).await
+    }
+
+    /// `GET /v1/reports/sales` with `from` and `to` as given.
+    pub async fn sales_report(&self, params: &[(&str, &str)], read: &Read) -> Reply {
+        self.query("/v1/reports/sales", params, read).await
+    }
+
+    // ---- operations
+
+    pub async fn projections(&self, token: &str) -> Reply {
+        self.get("/v1/admin/projections", Some(token)).await
+    }
+
+    pub async fn rebuild(&self, token: &str, projection: &str) -> Reply {
+        self.projection_command(token, projection, "rebuild").await
+    }
+
+    pub async fn pause(&self, token: &str, projection: &str) -> Reply {
+        self.projection_command(token, projection, "pause").await
+    }
+
+    pub async fn resume(&self, token: &str, projection: &str) -> Reply {
+        self.projection_command(token, projection, "resume").await
+    }
+
+    async fn projection_command(&self, token: &str, projection: &str, action: &str) -> Reply {
+        let path = format!("/v1/admin/projections/{projection}/{action}");
+        self.post_empty(&path, Some(token)).await
+    }
+
+    /// `GET /v1/events`: on success the body is the array of its lines.
+    pub async fn export_events(&self, token: Option<&str>, params: &[(&str, &str)]) -> Reply {
+        let request = self.request_with(Method::GET, "/v1/events", params, token);
+        Reply::from_ndjson(request.send().await.expect("request sent")).await
+    }
+
+    /// `GET /v1/events/live`, open once its headers arrived.
+    pub async fn live_events(
+        &self,
+        token: &str,
+        params: &[(&str, &str)],
+        last_event_id: Option<u64>,
+    ) -> LiveEvents {
+        let mut request = self.request_with(Method::GET, "/v1/events/live", params, Some(token));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        LiveEvents {
+            response: request.send().await.expect("request sent"),
+            buffer: Vec::new(),
+        }
     }
 
     /// The event types of a stream, in order.

@@ -3,10 +3,14 @@
 
 mod helpers;
 
+mod admin;
 mod carts;
 mod catalogue;
 mod checkout;
+mod events;
 mod identity;
 mod orders;
+mod queries;
+mod reports;
 mod restart;
 mod semantics;

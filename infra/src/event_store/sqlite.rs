@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::{
-    AllSlice, AppendError, Appended, Direction, EventFilter, EventStore, Metadata, RecordedEvent,
-    StoreError, StreamAppended, StreamWrite, Subscription,
+    AllSlice, AppendError, Appended, Direction, EventFilter, EventStore, ExpectedRevision,
+    Metadata, RecordedEvent, StoreError, StreamAppended, StreamWrite, Subscription,
 };
 pub use crate::sqlite::Durability;
 use crate::sqlite::{ReadPool, open_reader, open_writer};
@@ -212,44 +212,75 @@ fn run_writer(
 }
 
 /// Writes a group of appends in one transaction; one outcome per append.
+///
+/// Each append's expectations are checked before any of its events is
+/// written, so the common path needs no savepoint. Only if an insert fails
+/// after its checks passed (which the write lock makes a bug or an I/O
+/// error) is the group written again with a savepoint around each append,
+/// so that failure stays its own.
 fn commit_group(conn: &mut Connection, batch: &[AppendJob]) -> Vec<Result<Appended, AppendError>> {
-    let failed = |e: rusqlite::Error| -> Vec<Result<Appended, AppendError>> {
-        let err = AppendError::Store(StoreError::Unavailable(e.to_string()));
-        batch.iter().map(|_| Err(err.clone())).collect()
-    };
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return failed(e),
-    };
+    match write_group(conn, batch, false) {
+        Ok(outcomes) => outcomes,
+        Err(GroupFailed::Retry) => match write_group(conn, batch, true) {
+            Ok(outcomes) => outcomes,
+            Err(GroupFailed::Retry) => unreachable_group(batch, "write failed twice"),
+            Err(GroupFailed::Store(e)) => unreachable_group(batch, &e.to_string()),
+        },
+        Err(GroupFailed::Store(e)) => unreachable_group(batch, &e.to_string()),
+    }
+}
+
+/// Every append of the group fails with the same store error.
+fn unreachable_group(batch: &[AppendJob], why: &str) -> Vec<Result<Appended, AppendError>> {
+    let err = AppendError::Store(StoreError::Unavailable(why.to_string()));
+    batch.iter().map(|_| Err(err.clone())).collect()
+}
+
+enum GroupFailed {
+    /// An insert failed after its checks: write the group again, carefully.
+    Retry,
+    Store(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for GroupFailed {
+    fn from(e: rusqlite::Error) -> Self {
+        GroupFailed::Store(e)
+    }
+}
+
+fn write_group(
+    conn: &mut Connection,
+    batch: &[AppendJob],
+    careful: bool,
+) -> Result<Vec<Result<Appended, AppendError>>, GroupFailed> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (mut next_position, mut clock) = match tx
         .query_row(
             "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1",
             [],
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?)),
         )
-        .optional()
+        .optional()?
     {
-        Ok(Some((p, t))) => (p + 1, t),
-        Ok(None) => (1, 0),
-        Err(e) => return failed(e),
+        Some((p, t)) => (p + 1, t),
+        None => (1, 0),
     };
     // Recorded times never go backwards, so time ranges map onto positions.
     clock = clock.max(Utc::now().timestamp_micros());
 
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        let outcome = match tx.savepoint() {
-            Err(e) => Err(AppendError::Store(StoreError::Unavailable(e.to_string()))),
-            Ok(mut sp) => {
+        let outcome = match check(&tx, &job.writes) {
+            Err(refused) => Err(refused),
+            Ok(Checked::Replay(appended)) => Ok(appended),
+            Ok(Checked::Fresh(currents)) if careful => {
+                let mut sp = tx.savepoint()?;
                 let start = next_position;
-                match apply(&sp, &job.writes, &mut next_position, clock) {
-                    Ok(appended) => match sp.commit() {
-                        Ok(()) => Ok(appended),
-                        Err(e) => {
-                            next_position = start;
-                            Err(AppendError::Store(StoreError::Unavailable(e.to_string())))
-                        }
-                    },
+                match insert(&sp, &job.writes, &currents, &mut next_position, clock) {
+                    Ok(appended) => {
+                        sp.commit()?;
+                        Ok(appended)
+                    }
                     Err(e) => {
                         next_position = start;
                         sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
@@ -257,13 +288,18 @@ fn commit_group(conn: &mut Connection, batch: &[AppendJob]) -> Vec<Result<Append
                     }
                 }
             }
+            Ok(Checked::Fresh(currents)) => {
+                match insert(&tx, &job.writes, &currents, &mut next_position, clock) {
+                    Ok(appended) => Ok(appended),
+                    // Dropping the transaction rolls the whole group back.
+                    Err(_) => return Err(GroupFailed::Retry),
+                }
+            }
         };
         outcomes.push(outcome);
     }
-    match tx.commit() {
-        Ok(()) => outcomes,
-        Err(e) => failed(e),
-    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 fn current_revision(conn: &Connection, stream: &str) -> rusqlite::Result<Option<u64>> {
@@ -292,40 +328,64 @@ fn store_err(e: rusqlite::Error) -> AppendError {
     AppendError::Store(StoreError::Unavailable(e.to_string()))
 }
 
-/// One append inside its savepoint: check, then write every stream.
-fn apply(
-    conn: &Connection,
-    writes: &[StreamWrite],
-    next_position: &mut u64,
-    recorded_at: i64,
-) -> Result<Appended, AppendError> {
+/// What checking an append found.
+enum Checked {
+    /// Every expectation holds: the streams' current revisions.
+    Fresh(Vec<Option<u64>>),
+    /// Every event is stored already: the original outcome.
+    Replay(Appended),
+}
+
+/// Checks an append's expectations before anything is written. A failed
+/// expectation may be a retry of an append that succeeded, so the event ids
+/// are looked up only then (or always, for `Any`, which never fails).
+fn check(conn: &Connection, writes: &[StreamWrite]) -> Result<Checked, AppendError> {
     if writes.is_empty() {
         return Err(AppendError::Invalid(
             "an append needs at least one stream".into(),
         ));
     }
-    if let Some(replay) = replayed(conn, writes)? {
-        return Ok(replay);
+    if writes.iter().any(|w| w.expected == ExpectedRevision::Any)
+        && let Some(replay) = replayed(conn, writes)?
+    {
+        return Ok(Checked::Replay(replay));
     }
-
-    let mut streams = Vec::with_capacity(writes.len());
+    let mut currents = Vec::with_capacity(writes.len());
     for write in writes {
         let current = current_revision(conn, &write.stream).map_err(store_err)?;
         if !write.expected.holds_for(current) {
+            if let Some(replay) = replayed(conn, writes)? {
+                return Ok(Checked::Replay(replay));
+            }
             return Err(AppendError::Conflict {
                 stream: write.stream.clone(),
                 expected: write.expected,
                 actual: current,
             });
         }
-        let mut revision = current;
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT INTO events (position, stream, revision, event_id, event_type, \
-                 schema_version, recorded_at, data, correlation_id, causation_id, actor) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(store_err)?;
+        currents.push(current);
+    }
+    Ok(Checked::Fresh(currents))
+}
+
+/// Writes a checked append's events.
+fn insert(
+    conn: &Connection,
+    writes: &[StreamWrite],
+    currents: &[Option<u64>],
+    next_position: &mut u64,
+    recorded_at: i64,
+) -> Result<Appended, AppendError> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (position, stream, revision, event_id, event_type, \
+             schema_version, recorded_at, data, correlation_id, causation_id, actor) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(store_err)?;
+    let mut streams = Vec::with_capacity(writes.len());
+    for (write, current) in writes.iter().zip(currents) {
+        let mut revision = *current;
         for event in &write.events {
             let next = revision.map_or(0, |r| r + 1);
             let data = std::str::from_utf8(&event.data)
@@ -344,7 +404,7 @@ fn apply(
                     event.metadata.causation_id,
                     event.metadata.actor,
                 ])
-                .map_err(|e| unique_violation(e, write, current))?;
+                .map_err(|e| unique_violation(e, write, *current))?;
             revision = Some(next);
             *next_position += 1;
         }

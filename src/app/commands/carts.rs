@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use shopstream_domain::cart::{Cart, CartCommand, CartLine, CartState};
+use shopstream_domain::cart::{Cart, CartCommand, CartLine, CartState, CartStatus};
 use shopstream_domain::inventory::Inventory;
 use shopstream_domain::order::{Order, OrderStatus};
 use shopstream_domain::product::Product;
@@ -56,7 +56,12 @@ impl CartView {
             .collect::<Result<_, CommandError>>()?;
         Ok(Self {
             cart_id: cart.cart_id,
-            status: shopstream_domain::StatusName::status_name(&cart.status).to_string(),
+            // As the read model names it.
+            status: match cart.status {
+                CartStatus::Open => "open",
+                CartStatus::CheckedOut { .. } => "checked_out",
+            }
+            .to_string(),
             items,
             total: cart.total()?.unwrap_or(Money::zero(currency)),
         })

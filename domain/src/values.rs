@@ -579,11 +579,47 @@ impl fmt::Debug for PasswordHash {
 /// Where an order goes. Either free text (one to five hundred characters) or
 /// structured with at least a first line, city, postal code and an ISO 3166
 /// alpha-2 country code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ShippingAddress {
     Structured(PostalAddress),
     Text(AddressText),
+}
+
+/// Text or object, decided by the JSON's own shape (an untagged enum would
+/// buffer every address and try each form in turn).
+impl<'de> Deserialize<'de> for ShippingAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ShippingAddress;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address as text or as an object of postal fields")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ShippingAddress, E> {
+                AddressText::parse(text)
+                    .map(ShippingAddress::Text)
+                    .map_err(E::custom)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ShippingAddress, A::Error> {
+                let raw = RawPostalAddress::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                PostalAddress::try_from(raw)
+                    .map(ShippingAddress::Structured)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+
+        d.deserialize_any(Visitor)
+    }
 }
 
 text_type!(

@@ -58,6 +58,9 @@ pub enum Target {
 pub struct Delta {
     pub key: RowKey,
     pub change: Row,
+    /// `change` is the row's whole new state (its writer knew the stored
+    /// row): write it as it is, without reading and merging.
+    pub whole: bool,
 }
 
 /// A projection's writes for a run of events, and how far that run went.

@@ -221,14 +221,14 @@ impl ReadStore for SqliteReadStore {
             physical(table, generation)
         );
         let partition = partition.to_string();
-        let after = after.unwrap_or("").to_string();
-        let limit = limit.min(i64::MAX as usize) as i64;
         // `ck >= ''` on a first page: the empty clustering key is a key too.
-        let sql = if after.is_empty() {
+        let sql = if after.is_none() {
             sql.replace("ck > ?2", "ck >= ?2")
         } else {
             sql
         };
+        let after = after.unwrap_or("").to_string();
+        let limit = limit.min(i64::MAX as usize) as i64;
         self.read(move |conn| {
             let mut out = Vec::new();
             let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
@@ -274,11 +274,16 @@ impl ReadStore for SqliteReadStore {
             }
             let mut changed = Vec::new();
             for delta in &batch.deltas {
-                let mut row = get_row(&tx, generation, &delta.key)?.unwrap_or_default();
-                let was_live = row.is_live();
-                if !row.absorb(&delta.change) {
-                    continue;
-                }
+                let (row, was_live) = if delta.whole {
+                    (delta.change.clone(), true)
+                } else {
+                    let mut row = get_row(&tx, generation, &delta.key)?.unwrap_or_default();
+                    let was_live = row.is_live();
+                    if !row.absorb(&delta.change) {
+                        continue;
+                    }
+                    (row, was_live)
+                };
                 let text = serde_json::to_string(&row)
                     .map_err(|e| ReadStoreError::Corrupt(e.to_string()))?;
                 tx.prepare_cached(&format!(

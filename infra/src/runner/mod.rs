@@ -93,6 +93,15 @@ impl Known {
         }
     }
 
+    /// The stored state of a row, if known (`Some(None)`: absent).
+    fn base(&self, key: &RowKey) -> Option<Option<Row>> {
+        match self.rows.get(key) {
+            Some(row) => Some(Some(row.clone())),
+            None if self.complete => Some(None),
+            None => None,
+        }
+    }
+
     fn remember(&mut self, rows: HashMap<RowKey, Row>) {
         if self.rows.len() + rows.len() > KNOWN_ROWS {
             self.rows.clear();
@@ -186,7 +195,10 @@ impl ProjectionRunner {
         self.observer
             .switched(p.name(), record.generation, record.checkpoint);
         match self.live(record.generation, record.checkpoint).await {
-            Err(RunnerError::Rows(ReadStoreError::Superseded)) => Ok(()),
+            // A rebuild switched generations (and may have dropped ours).
+            Err(RunnerError::Rows(ReadStoreError::Superseded | ReadStoreError::NoSuchTable(_))) => {
+                Ok(())
+            }
             Err(RunnerError::Projection {
                 projection,
                 error: why,
@@ -241,13 +253,18 @@ impl ProjectionRunner {
         loop {
             let slice = self.events.read_all(position, &filter, BUILD_PAGE).await?;
             if slice.events.is_empty() {
+                // Record that the build has looked this far: the live
+                // runner's checkpoint moves on without events of its own,
+                // and the switch waits for the build to be as far.
+                self.apply(Target::Build(generation), &slice, &mut known)
+                    .await?;
+                position = position.max(slice.scanned_to);
                 if self.rows.finish_build(p.name(), generation).await? {
                     self.observer.switched(p.name(), generation, position);
                     progress.advanced(position, slice.scanned_to, applied);
                     return Ok(generation);
                 }
                 // The live generation is ahead: there is more to read.
-                position = position.max(slice.scanned_to);
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -275,7 +292,11 @@ impl ProjectionRunner {
             self.apply_event(event, generation, &mut overlay, known)
                 .await?;
         }
-        let (deltas, now_known) = overlay.finish();
+        // A rebuild is its generation's only writer (starting another
+        // supersedes it), so it can write whole rows; a live runner may
+        // have a twin in another process, so the store merges its changes.
+        let whole = matches!(target, Target::Build(_));
+        let (deltas, now_known) = overlay.finish(whole, |key| known.base(key));
         let changed = self
             .rows
             .apply(Batch {

@@ -51,12 +51,50 @@ impl Overlay {
     }
 
     /// The batch's changes, and the rows now known as stored.
-    pub(crate) fn finish(self) -> (Vec<Delta>, HashMap<RowKey, Row>) {
-        let deltas = self
-            .delta
-            .into_iter()
-            .map(|(key, change)| Delta { key, change })
-            .collect();
+    ///
+    /// With `whole`, the writer is the only one of its tables and `base`
+    /// tells the stored state of any row (`Some(None)`: absent), so every
+    /// change goes out as the row's whole new state. Otherwise changes are
+    /// merged by the store, which is safe beside other writers.
+    pub(crate) fn finish(
+        mut self,
+        whole: bool,
+        base: impl Fn(&RowKey) -> Option<Option<Row>>,
+    ) -> (Vec<Delta>, HashMap<RowKey, Row>) {
+        let mut deltas = Vec::with_capacity(self.delta.len());
+        for (key, change) in self.delta {
+            if !whole {
+                deltas.push(Delta {
+                    key,
+                    change,
+                    whole: false,
+                });
+                continue;
+            }
+            let row = match self.current.get(&key) {
+                Some(current) => Some(current.clone()),
+                None => base(&key).map(|stored| {
+                    let mut row = stored.unwrap_or_default();
+                    row.absorb(&change);
+                    row
+                }),
+            };
+            match row {
+                Some(row) => {
+                    self.current.insert(key.clone(), row.clone());
+                    deltas.push(Delta {
+                        key,
+                        change: row,
+                        whole: true,
+                    });
+                }
+                None => deltas.push(Delta {
+                    key,
+                    change,
+                    whole: false,
+                }),
+            }
+        }
         (deltas, self.current)
     }
 }
@@ -88,9 +126,23 @@ mod tests {
             overlay.get(&key).unwrap().unwrap().cell("doc"),
             Some(&json!(3))
         );
-        let (deltas, known) = overlay.finish();
+        let (deltas, known) = overlay.finish(false, |_| None);
         assert_eq!(deltas.len(), 1);
+        assert!(!deltas[0].whole);
         assert_eq!(deltas[0].change.cell("doc"), Some(&json!(3)));
         assert_eq!(known[&key].cell("doc"), Some(&json!(3)));
+    }
+
+    #[test]
+    fn a_sole_writer_sends_whole_rows_even_for_rows_it_only_wrote() {
+        let mut overlay = Overlay::default();
+        overlay.write(vec![write(2)]);
+        let (deltas, known) = overlay.finish(true, |_| Some(None));
+        assert!(deltas[0].whole);
+        assert_eq!(deltas[0].change.cell("doc"), Some(&json!(2)));
+        assert_eq!(
+            known[&RowKey::single("t", "a")].cell("doc"),
+            Some(&json!(2))
+        );
     }
 }

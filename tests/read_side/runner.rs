@@ -1,0 +1,384 @@
+//! The projection runner on the real embedded stores: live runs, kills and
+//! restarts while the shop keeps trading, duplicate deliveries, rebuilds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use shopstream_infra::read_store::{Batch, Delta, ReadStore, ReadStoreError, Target};
+use shopstream_projections::catalogue::{ALL, Catalogue, PRODUCTS_BY_NAME};
+use shopstream_projections::customers::Customers;
+use shopstream_projections::memory::MemoryRows;
+use shopstream_projections::{Projection, Row, RowKey, RowWrite};
+use tokio::sync::watch;
+
+use crate::harness::{LiveRunners, PATIENCE, Progress, ReadSide, Seen, UntilStopped};
+use crate::reference::{self, assert_stock_matches_domain};
+use crate::shop::Shop;
+
+/// A shop opened in `side`'s event store and run for `rounds` rounds.
+async fn shop_with_history(side: &ReadSide, seed: u64, rounds: usize) -> Shop {
+    let mut shop = Shop::new(side.events.clone(), seed);
+    shop.open().await;
+    shop.rounds(rounds).await;
+    shop
+}
+
+/// Checks the live generations against the history and the stock levels
+/// against the inventory aggregates.
+async fn assert_read_model_is_right(side: &ReadSide, shop: &Shop) {
+    side.assert_matches_reference().await;
+    assert_stock_matches_domain(side.rows.as_ref(), shop).await;
+}
+
+/// More rounds than any test trades for; a bound in case a test fails
+/// before it stops the shop.
+const MAX_ROUNDS: usize = 2_000;
+
+/// A shop trading in the background until stopped.
+fn trade(mut shop: Shop) -> UntilStopped<Shop> {
+    UntilStopped::spawn(|stop| async move {
+        for _ in 0..MAX_ROUNDS {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            shop.round().await;
+            // A busy shop: prices move all the time.
+            shop.reprice_a_product().await;
+        }
+        shop
+    })
+}
+
+/// A shop with some history, and live runners that have applied all of it.
+async fn running_shop(seed: u64, rounds: usize) -> (ReadSide, Shop, LiveRunners) {
+    let side = ReadSide::new();
+    let shop = shop_with_history(&side, seed, rounds).await;
+    let live = side.spawn_live();
+    live.progress.caught_up(side.head().await).await;
+    (side, shop, live)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_runners_catch_up_then_follow_and_match_the_reference() {
+    let (side, mut shop, live) = running_shop(1, 15).await;
+    shop.rounds(15).await;
+    live.progress.caught_up(side.head().await).await;
+
+    assert_read_model_is_right(&side, &shop).await;
+    for record in side.rows.projections().await.unwrap() {
+        assert_eq!(
+            (record.generation, record.failure, record.build),
+            (1, None, None),
+            "{} runs live on its first generation",
+            record.name
+        );
+        assert!(record.checkpoint > 0, "{} is checkpointed", record.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runners_killed_at_random_points_skip_and_repeat_nothing() {
+    let seed: u64 = rand::random();
+    eprintln!("kill points and shop drawn from seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let side = ReadSide::new();
+    let trading = trade(shop_with_history(&side, seed, 5).await);
+    for _ in 0..10 {
+        let live = side.spawn_live();
+        let batches = rng.random_range(1..=6);
+        live.progress
+            .wait_until(&format!("{batches} batches"), |s| s.batches >= batches)
+            .await;
+        // Somewhere in the next batch, wherever these yields leave it.
+        for _ in 0..rng.random_range(0..200) {
+            tokio::task::yield_now().await;
+        }
+        live.kill().await;
+    }
+    let shop = trading.stop().await;
+
+    let live = side.spawn_live();
+    live.progress.caught_up(side.head().await).await;
+    assert_read_model_is_right(&side, &shop).await;
+}
+
+/// The batch deltas of a projection's writes for one event.
+fn deltas(writes: Vec<RowWrite>) -> Vec<Delta> {
+    let mut rows: BTreeMap<RowKey, Row> = BTreeMap::new();
+    for write in writes {
+        rows.entry(write.key).or_default().merge(&write.change);
+    }
+    rows.into_iter()
+        .map(|(key, change)| Delta {
+            key,
+            change,
+            whole: false,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivering_the_whole_history_again_changes_nothing() {
+    let (side, shop, live) = running_shop(3, 25).await;
+    live.kill().await;
+    assert_read_model_is_right(&side, &shop).await;
+    let registry = side.rows.projections().await.unwrap();
+    let generations = reference::live_generations(side.rows.as_ref()).await;
+
+    // Each event's writes, as its first delivery computed them, written
+    // again one event per batch, as a redelivery from position 0 would.
+    let readers = reference::readers();
+    let mut first_delivery = MemoryRows::default();
+    for event in reference::history(side.events.as_ref()).await {
+        for reader in readers.iter().filter(|r| r.reads(&event)) {
+            let projection = reader.projection.name();
+            let writes = reader.project(&mut first_delivery, &event);
+            let changed = side
+                .rows
+                .apply(Batch {
+                    projection: projection.to_string(),
+                    target: Target::Live(generations[reader.projection.tables()[0]]),
+                    deltas: deltas(writes),
+                    checkpoint: event.position,
+                })
+                .await
+                .expect("a redelivered batch is accepted");
+            assert!(
+                changed.is_empty(),
+                "redelivering {} at {} to {projection} changed {changed:?}",
+                event.event_type,
+                event.position
+            );
+        }
+    }
+    assert_eq!(
+        side.rows.projections().await.unwrap(),
+        registry,
+        "no checkpoint moved back"
+    );
+    assert_read_model_is_right(&side, &shop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_runners_racing_on_one_generation_agree_with_the_reference() {
+    let side = ReadSide::new();
+    let mut shop = shop_with_history(&side, 4, 15).await;
+    // Both start from position 0: every event reaches the tables twice,
+    // sometimes onto rows the other runner has already moved past it.
+    let first = side.spawn_live();
+    let second = side.spawn_live();
+    shop.rounds(15).await;
+    let head = side.head().await;
+    first.progress.caught_up(head).await;
+    second.progress.caught_up(head).await;
+    assert_read_model_is_right(&side, &shop).await;
+}
+
+/// What a reader of the product list saw while a rebuild went on.
+#[derive(Debug, Default)]
+struct Reads {
+    count: usize,
+    generations: BTreeSet<u32>,
+    failures: Vec<String>,
+}
+
+/// Reads the first page of the product list as the query service does: on
+/// the generation the registry says is live, looking again once if a
+/// rebuild dropped it in between.
+async fn read_product_list(rows: &dyn ReadStore) -> Result<(u32, usize), String> {
+    let mut last_error = None;
+    for _ in 0..2 {
+        let generation = rows
+            .projection("catalogue")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("catalogue is not registered")?
+            .generation;
+        match rows.scan(generation, PRODUCTS_BY_NAME, ALL, None, 50).await {
+            Ok(page) => return Ok((generation, page.len())),
+            Err(e @ ReadStoreError::NoSuchTable(_)) => last_error = Some(e),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("the generation moved twice: {last_error:?}"))
+}
+
+/// Reads the product list over and over until stopped, then once more.
+struct ProductListReader {
+    reads: watch::Receiver<usize>,
+    task: UntilStopped<Reads>,
+}
+
+impl ProductListReader {
+    fn start(rows: Arc<dyn ReadStore>) -> Self {
+        let (counted, reads) = watch::channel(0);
+        let task = UntilStopped::spawn(|stop| async move {
+            let mut reads = Reads::default();
+            loop {
+                let last = stop.load(Ordering::SeqCst);
+                match read_product_list(rows.as_ref()).await {
+                    Ok((generation, 0)) => reads
+                        .failures
+                        .push(format!("an empty list in generation {generation}")),
+                    Ok((generation, _)) => {
+                        reads.generations.insert(generation);
+                    }
+                    Err(e) => reads.failures.push(e),
+                }
+                reads.count += 1;
+                counted.send_replace(reads.count);
+                if last {
+                    return reads;
+                }
+            }
+        });
+        Self { reads, task }
+    }
+
+    /// Waits until the reader has read the list `n` times.
+    async fn has_read(&mut self, n: usize) {
+        let read = tokio::time::timeout(PATIENCE, self.reads.wait_for(|count| *count >= n));
+        read.await
+            .expect("the reader reads")
+            .expect("the reader is alive");
+    }
+
+    async fn stop(self) -> Reads {
+        self.task.stop().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_under_load_switches_generations_without_readers_noticing() {
+    let (side, shop, live) = running_shop(5, 15).await;
+
+    let mut reader = ProductListReader::start(side.rows.clone());
+    reader.has_read(1).await;
+    let trading = trade(shop);
+    // The rebuild is held after its first page until the live runner has
+    // applied a few rounds of trading past it, so it has to catch up with
+    // a moving target.
+    let (runtime, progress) = (tokio::runtime::Handle::current(), live.progress.clone());
+    let mut pages = Vec::new();
+    let mut hold_after_first_page = |position: u64, _head: u64, _applied: u64| {
+        if pages.is_empty() {
+            let live_past_it = |s: &Seen| {
+                s.at.get("catalogue")
+                    .is_some_and(|(_, c)| *c > position + 50)
+            };
+            let wait = progress.wait_until("live past the rebuild's first page", live_past_it);
+            tokio::task::block_in_place(|| runtime.block_on(wait));
+        }
+        pages.push(position);
+    };
+    let rebuilt = tokio::time::timeout(
+        PATIENCE,
+        side.runner(Arc::new(Catalogue), live.progress.clone())
+            .rebuild(&mut hold_after_first_page),
+    )
+    .await
+    .expect("the rebuild finishes")
+    .expect("the rebuild succeeds");
+    assert!(
+        pages.len() > 1,
+        "the rebuild caught up page by page: {pages:?}"
+    );
+    let shop = trading.stop().await;
+    let reads = reader.stop().await;
+
+    assert_ne!(rebuilt, 1);
+    let record = side.rows.projection("catalogue").await.unwrap().unwrap();
+    assert_eq!((record.generation, record.build), (rebuilt, None));
+    assert!(reads.failures.is_empty(), "readers noticed: {reads:?}");
+    assert!(
+        reads.generations.contains(&1),
+        "reads overlapped the rebuild: {reads:?}"
+    );
+    assert!(reads.generations.contains(&rebuilt), "{reads:?}");
+
+    let head = side.head().await;
+    let seen = live
+        .progress
+        .wait_until("the live runner following the rebuilt generation", |s| {
+            s.caught_up(head) && s.at.get("catalogue").is_some_and(|(g, _)| *g == rebuilt)
+        })
+        .await;
+    assert_eq!(
+        seen.switches,
+        [("catalogue".to_string(), rebuilt)],
+        "observers heard of it"
+    );
+    assert_read_model_is_right(&side, &shop).await;
+}
+
+/// Registers `projection` and rebuilds it, with a bound on how long that
+/// may take.
+async fn rebuild(
+    side: &ReadSide,
+    projection: Arc<dyn Projection>,
+    within: Duration,
+) -> Result<u32, String> {
+    side.rows
+        .register(projection.name(), projection.version(), projection.tables())
+        .await
+        .unwrap();
+    let runner = side.runner(projection, Progress::new());
+    match tokio::time::timeout(within, runner.rebuild(&mut |_, _, _| {})).await {
+        Ok(rebuilt) => rebuilt.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("still rebuilding after {within:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_longer_than_one_page_finds_rows_its_earlier_pages_wrote() {
+    let side = ReadSide::new();
+    let mut shop = Shop::new(side.events.clone(), 6);
+    // More customer events than one page of a rebuild (8,192), then one
+    // that needs the first customer's row.
+    let customers = shop.import_customers(8_300, 500).await;
+    shop.verify_email(customers[0]).await;
+
+    let rebuilt = rebuild(&side, Arc::new(Customers), PATIENCE).await;
+    assert_eq!(rebuilt, Ok(2));
+    side.assert_matches_reference().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_with_nothing_to_apply_finishes_after_the_live_runner_checkpointed() {
+    let side = ReadSide::new();
+    // A shop with a catalogue and stock, where nobody has registered yet.
+    let mut shop = Shop::new(side.events.clone(), 7);
+    for price in [900, 1_500, 2_400] {
+        let product = shop.add_product("Enamel Mug", "kitchen", price).await;
+        shop.receive_stock(product, 10).await;
+    }
+    let customers: Arc<dyn Projection> = Arc::new(Customers);
+    let record = side
+        .rows
+        .register(customers.name(), customers.version(), customers.tables())
+        .await
+        .unwrap();
+    // The live runner, seeing only others' events, writes this batch once
+    // a second (IDLE_CHECKPOINT_EVERY): no rows, its checkpoint at the
+    // head. Written here directly rather than waiting for the clock.
+    side.rows
+        .apply(Batch {
+            projection: customers.name().to_string(),
+            target: Target::Live(record.generation),
+            deltas: vec![],
+            checkpoint: side.head().await,
+        })
+        .await
+        .unwrap();
+
+    let rebuilt = rebuild(&side, customers, Duration::from_secs(10)).await;
+    assert_eq!(
+        rebuilt,
+        Ok(2),
+        "the rebuild has nothing to apply and is caught up"
+    );
+}

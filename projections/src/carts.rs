@@ -9,7 +9,7 @@ use shopstream_domain::values::{
 
 use crate::projection::{Envelope, Projection, ProjectionError, RowSource};
 use crate::row::{RowKey, RowWrite};
-use crate::{DOC, doc_of, to_value};
+use crate::{DOC, doc_of, encode};
 
 pub const CART_BY_ID: &str = "cart_by_id";
 
@@ -133,7 +133,7 @@ impl Projection for Carts {
         Ok(vec![RowWrite::upsert(
             key,
             DOC,
-            to_value(&doc)?,
+            encode(&doc)?,
             env.revision,
         )])
     }

@@ -11,7 +11,7 @@ use shopstream_domain::values::{Category, Description, Money, Name, ProductId, S
 use crate::projection::{Envelope, Projection, ProjectionError, RowSource, get_all};
 use crate::row::{RowKey, RowWrite};
 use crate::text::{MAX_TOKENS, tokens};
-use crate::{DOC, doc_of, to_value};
+use crate::{DOC, doc_of, encode};
 
 pub const PRODUCT_BY_ID: &str = "product_by_id";
 pub const PRODUCT_BY_SKU: &str = "product_by_sku";
@@ -93,6 +93,12 @@ pub fn category_clustering(name: &Name, id: ProductId) -> String {
     format!("{}\u{1f}{id}", name.as_str().to_lowercase())
 }
 
+/// What `product_by_sku` holds.
+#[derive(Deserialize)]
+struct ProductRef {
+    product_id: ProductId,
+}
+
 /// Stock levels of a SKU.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockDoc {
@@ -168,7 +174,7 @@ fn product(
             let mut writes = vec![RowWrite::upsert(
                 RowKey::single(PRODUCT_BY_SKU, doc.sku.as_str()),
                 DOC,
-                json!({ "product_id": doc.product_id }),
+                encode(&json!({ "product_id": doc.product_id }))?,
                 v,
             )];
             writes.extend(product_rows(&doc, v)?);
@@ -186,7 +192,7 @@ fn product(
             let mut writes = vec![RowWrite::upsert(
                 RowKey::single(PRODUCT_BY_ID, doc.product_id.to_string()),
                 DOC,
-                to_value(&doc)?,
+                encode(&doc)?,
                 v,
             )];
             writes.extend(doc.list_keys().into_iter().map(|k| RowWrite::delete(k, v)));
@@ -197,11 +203,11 @@ fn product(
 
 /// The product's own row and every list row showing it.
 fn product_rows(doc: &ProductDoc, v: u64) -> Result<Vec<RowWrite>, ProjectionError> {
-    let summary = doc.summary();
+    let summary = encode(&doc.summary())?;
     let mut writes = vec![RowWrite::upsert(
         RowKey::single(PRODUCT_BY_ID, doc.product_id.to_string()),
         DOC,
-        to_value(doc)?,
+        encode(doc)?,
         v,
     )];
     writes.extend(
@@ -228,7 +234,8 @@ fn stock(
     let product_key = RowKey::single(PRODUCT_BY_SKU, sku.as_str());
     let found = get_all(rows, &[inventory_key.clone(), product_key])?;
     let mut levels: StockDoc = match found[0].and_then(|r| r.cell(DOC)) {
-        Some(doc) => serde_json::from_value(doc.clone())
+        Some(doc) => doc
+            .decode()
             .map_err(|e| ProjectionError::Inconsistent(format!("stock row: {e}")))?,
         None => StockDoc::default(),
     };
@@ -245,18 +252,26 @@ fn stock(
         }
     }
     levels.available = levels.on_hand.saturating_sub(levels.reserved);
-    let mut inventory_doc = to_value(&levels)?;
-    inventory_doc["sku"] = json!(sku);
-    let mut writes = vec![RowWrite::upsert(inventory_key, DOC, inventory_doc, v)];
-    if let Some(product_id) = found[1]
+    let inventory_doc = json!({
+        "sku": sku,
+        "on_hand": levels.on_hand,
+        "reserved": levels.reserved,
+        "available": levels.available,
+    });
+    let mut writes = vec![RowWrite::upsert(
+        inventory_key,
+        DOC,
+        encode(&inventory_doc)?,
+        v,
+    )];
+    if let Some(product) = found[1]
         .and_then(|r| r.cell(DOC))
-        .and_then(|d| d.get("product_id"))
-        .and_then(Value::as_str)
+        .and_then(|d| d.decode::<ProductRef>().ok())
     {
         writes.push(RowWrite::upsert(
-            RowKey::single(PRODUCT_BY_ID, product_id),
+            RowKey::single(PRODUCT_BY_ID, product.product_id.to_string()),
             STOCK,
-            to_value(&levels)?,
+            encode(&levels)?,
             v,
         ));
     }

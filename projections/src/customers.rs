@@ -8,7 +8,7 @@ use shopstream_domain::values::{CustomerId, Email, Name, Role};
 
 use crate::projection::{Envelope, Projection, ProjectionError, RowSource};
 use crate::row::{RowKey, RowWrite};
-use crate::{DOC, doc_of, to_value};
+use crate::{DOC, doc_of, encode};
 
 pub const CUSTOMER_BY_ID: &str = "customer_by_id";
 
@@ -79,7 +79,7 @@ impl Projection for Customers {
         Ok(vec![RowWrite::upsert(
             key,
             DOC,
-            to_value(&doc)?,
+            encode(&doc)?,
             env.revision,
         )])
     }

@@ -28,10 +28,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 pub use projection::{Envelope, Projection, ProjectionError, RowSource};
-pub use row::{Cell, Change, Row, RowKey, RowWrite};
+pub use row::{Cell, Change, Json, Row, RowKey, RowWrite};
 
 /// The cell most tables keep their document in.
 pub const DOC: &str = "doc";
@@ -55,10 +54,10 @@ pub(crate) fn doc_of<T: DeserializeOwned>(
     let doc = row
         .and_then(|r| r.cell(DOC))
         .ok_or_else(|| ProjectionError::Inconsistent(format!("no row at {key:?}")))?;
-    serde_json::from_value(doc.clone())
+    doc.decode()
         .map_err(|e| ProjectionError::Inconsistent(format!("row at {key:?}: {e}")))
 }
 
-pub(crate) fn to_value<T: Serialize>(value: &T) -> Result<Value, ProjectionError> {
-    serde_json::to_value(value).map_err(|e| ProjectionError::Inconsistent(e.to_string()))
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Json, ProjectionError> {
+    Json::encode(value).map_err(|e| ProjectionError::Inconsistent(e.to_string()))
 }

@@ -12,7 +12,7 @@ use shopstream_domain::values::{
 
 use crate::projection::{Envelope, Projection, ProjectionError, RowSource};
 use crate::row::{RowKey, RowWrite};
-use crate::{DOC, doc_of, to_value};
+use crate::{DOC, doc_of, encode};
 
 pub const ORDER_BY_ID: &str = "order_by_id";
 pub const ORDERS_BY_CUSTOMER: &str = "orders_by_customer";
@@ -169,8 +169,13 @@ impl Projection for Orders {
         };
         let doc = evolve(before, event, env.revision)?;
         Ok(vec![
-            RowWrite::upsert(doc.customer_key(), DOC, doc.summary(), env.revision),
-            RowWrite::upsert(key, DOC, to_value(&doc)?, env.revision),
+            RowWrite::upsert(
+                doc.customer_key(),
+                DOC,
+                encode(&doc.summary())?,
+                env.revision,
+            ),
+            RowWrite::upsert(key, DOC, encode(&doc)?, env.revision),
         ])
     }
 }

@@ -12,9 +12,55 @@
 //! with event revisions as write timestamps.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A cell's value: JSON text, kept as text. Rows are written and read as
+/// text and answers are sent as text, so the value is parsed only where
+/// its fields are needed, and copying a row copies bytes, not a tree.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Json(Box<RawValue>);
+
+impl Json {
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Json, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Json)
+    }
+
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl From<Value> for Json {
+    fn from(value: Value) -> Json {
+        // A Value always serialises.
+        Json(serde_json::value::to_raw_value(&value).unwrap_or_else(|_| {
+            serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
+        }))
+    }
+}
 
 /// Where a row lives: a logical table (the store maps it to the live
 /// generation's physical table), its partition and clustering keys.
@@ -43,7 +89,7 @@ impl RowKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     #[serde(rename = "v")]
-    pub value: Value,
+    pub value: Json,
     #[serde(rename = "r")]
     pub version: u64,
 }
@@ -66,8 +112,13 @@ impl Row {
         !self.cells.is_empty()
     }
 
-    pub fn cell(&self, name: &str) -> Option<&Value> {
+    pub fn cell(&self, name: &str) -> Option<&Json> {
         self.cells.get(name).map(|c| &c.value)
+    }
+
+    /// A cell's value parsed (for inspection; readers decode typed).
+    pub fn value(&self, name: &str) -> Option<Value> {
+        self.cell(name).and_then(|j| j.decode().ok())
     }
 
     /// The newest version of any cell (or the tombstone).
@@ -141,7 +192,7 @@ impl Row {
 pub enum Change {
     /// Sets these cells, each unless it holds a newer version already.
     Upsert {
-        cells: Vec<(String, Value)>,
+        cells: Vec<(String, Json)>,
         version: u64,
     },
     /// Removes the row's cells up to this version and leaves a tombstone.
@@ -156,7 +207,7 @@ pub struct RowWrite {
 }
 
 impl RowWrite {
-    pub fn upsert(key: RowKey, cell: &str, value: Value, version: u64) -> Self {
+    pub fn upsert(key: RowKey, cell: &str, value: Json, version: u64) -> Self {
         Self {
             key,
             change: Change::Upsert {
@@ -181,7 +232,7 @@ mod tests {
 
     fn upsert(value: i64, version: u64) -> Change {
         Change::Upsert {
-            cells: vec![("doc".into(), json!(value))],
+            cells: vec![("doc".into(), json!(value).into())],
             version,
         }
     }
@@ -192,9 +243,9 @@ mod tests {
         assert!(row.merge(&upsert(1, 3)));
         assert!(!row.merge(&upsert(9, 3)), "a repeat is ignored");
         assert!(!row.merge(&upsert(9, 2)), "an older write is ignored");
-        assert_eq!(row.cell("doc"), Some(&json!(1)));
+        assert_eq!(row.value("doc"), Some(json!(1)));
         assert!(row.merge(&upsert(2, 4)));
-        assert_eq!(row.cell("doc"), Some(&json!(2)));
+        assert_eq!(row.value("doc"), Some(json!(2)));
     }
 
     #[test]
@@ -202,11 +253,11 @@ mod tests {
         let mut row = Row::default();
         row.merge(&upsert(1, 10));
         row.merge(&Change::Upsert {
-            cells: vec![("stock".into(), json!(5))],
+            cells: vec![("stock".into(), json!(5).into())],
             version: 2,
         });
-        assert_eq!(row.cell("stock"), Some(&json!(5)));
-        assert_eq!(row.cell("doc"), Some(&json!(1)));
+        assert_eq!(row.value("stock"), Some(json!(5)));
+        assert_eq!(row.value("doc"), Some(json!(1)));
         assert_eq!(row.version(), 10);
     }
 
@@ -220,7 +271,7 @@ mod tests {
         assert!(!row.merge(&Change::Delete { version: 2 }));
         assert!(row.merge(&upsert(3, 5)), "a newer write revives it");
         assert!(row.is_live());
-        assert_eq!(row.cell("doc"), Some(&json!(3)));
+        assert_eq!(row.value("doc"), Some(json!(3)));
     }
 
     #[test]
@@ -229,7 +280,7 @@ mod tests {
             upsert(1, 1),
             Change::Delete { version: 3 },
             Change::Upsert {
-                cells: vec![("stock".into(), json!(9))],
+                cells: vec![("stock".into(), json!(9).into())],
                 version: 4,
             },
             upsert(2, 2),
@@ -239,7 +290,7 @@ mod tests {
         let mut stored = Row::default();
         stored.merge(&upsert(5, 3));
         stored.merge(&Change::Upsert {
-            cells: vec![("other".into(), json!(1))],
+            cells: vec![("other".into(), json!(1).into())],
             version: 2,
         });
         let mut direct = stored.clone();

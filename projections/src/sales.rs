@@ -10,7 +10,7 @@ use shopstream_domain::values::{Money, OrderId};
 
 use crate::projection::{Envelope, Projection, ProjectionError, RowSource};
 use crate::row::{RowKey, RowWrite};
-use crate::{DOC, doc_of, to_value};
+use crate::{DOC, doc_of, encode};
 
 pub const SALES_BY_DAY: &str = "sales_by_day";
 /// Which day an order's sale is filed under, for its cancellation.
@@ -65,13 +65,13 @@ impl Projection for Sales {
                     RowWrite::upsert(
                         RowKey::single(SALE_DAY_BY_ORDER, p.order_id.to_string()),
                         DOC,
-                        json!({ "day": day }),
+                        encode(&json!({ "day": day }))?,
                         v,
                     ),
                     RowWrite::upsert(
                         RowKey::new(SALES_BY_DAY, day, p.order_id.to_string()),
                         DOC,
-                        to_value(&sale)?,
+                        encode(&sale)?,
                         v,
                     ),
                 ])

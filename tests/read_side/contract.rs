@@ -30,7 +30,7 @@ pub fn slot(shelf: &str, slot: &str) -> RowKey {
 pub fn set(key: &RowKey, cell: &str, value: Value, version: u64) -> Delta {
     let mut change = Row::default();
     change.merge(&Change::Upsert {
-        cells: vec![(cell.to_string(), value)],
+        cells: vec![(cell.to_string(), value.into())],
         version,
     });
     Delta {
@@ -94,7 +94,7 @@ pub async fn doc(store: &Arc<dyn ReadStore>, generation: u32, key: &RowKey) -> O
         .get(generation, key)
         .await
         .expect("get succeeds")
-        .and_then(|row| row.cell(DOC).cloned())
+        .and_then(|row| row.value(DOC))
 }
 
 /// The clustering keys of one page of a shelf in a generation.
@@ -282,8 +282,8 @@ macro_rules! read_store_contract {
             let stock = set(&a, "stock", json!(5), 1);
             assert_eq!(s.apply(live(1, vec![stock], 1)).await, Ok(vec![a.clone()]));
             let stored = s.get(1, &a).await.unwrap().expect("live row");
-            assert_eq!(stored.cell("doc"), Some(&json!("two")));
-            assert_eq!(stored.cell("stock"), Some(&json!(5)));
+            assert_eq!(stored.value("doc"), Some(json!("two")));
+            assert_eq!(stored.value("stock"), Some(json!(5)));
             assert_eq!(stored.version(), 2);
 
             assert_eq!(s.apply(write("three", 3)).await, Ok(vec![a.clone()]));
@@ -372,7 +372,7 @@ macro_rules! read_store_contract {
             assert_eq!(page(s, 1, "green", None, 10).await, Vec::<String>::new());
             let rows = s.scan(1, SHELVES, "blue", None, 10).await.unwrap();
             assert_eq!(rows.len(), 1);
-            assert_eq!(rows[0].1.cell("doc"), Some(&json!("other partition")));
+            assert_eq!(rows[0].1.value("doc"), Some(json!("other partition")));
         }
 
         #[tokio::test]

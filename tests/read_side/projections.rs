@@ -49,7 +49,7 @@ async fn stock_shown(side: &ReadSide, shop: &Shop, product: ProductId) -> [Optio
     let decode = |key: RowKey, cell: &str| {
         rows.live(&key)
             .and_then(|r| r.cell(cell))
-            .map(|v| serde_json::from_value(v.clone()).expect("stock levels decode"))
+            .map(|v| v.decode().expect("stock levels decode"))
     };
     let sku = shop.sku_of(product);
     [
@@ -159,7 +159,7 @@ async fn discontinued_products_leave_every_list_and_keep_their_page() {
     );
     let page = after
         .live(&RowKey::single(PRODUCT_BY_ID, mug.to_string()))
-        .and_then(|r| r.cell(DOC))
+        .and_then(|r| r.value(DOC))
         .expect("the product's page stays");
     assert_eq!(page["status"], "discontinued");
     assert_eq!(page["name"], "Blue Stoneware Mug");
@@ -177,7 +177,7 @@ fn on_sale_days(rows: &MemoryRows) -> BTreeSet<String> {
 fn order_status(rows: &MemoryRows, order: OrderId) -> String {
     let doc = rows
         .live(&RowKey::single(ORDER_BY_ID, order.to_string()))
-        .and_then(|r| r.cell(DOC))
+        .and_then(|r| r.value(DOC))
         .expect("the order's page");
     doc["status"].as_str().expect("a status").to_string()
 }

@@ -5,12 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde_json::Value;
 use shopstream_infra::event_store::{EventFilter, EventStore, RecordedEvent};
 use shopstream_infra::read_store::ReadStore;
 use shopstream_projections::catalogue::{INVENTORY_BY_SKU, PRODUCT_BY_ID, STOCK, StockDoc};
 use shopstream_projections::memory::MemoryRows;
-use shopstream_projections::{DOC, Envelope, Projection, Row, RowKey, RowWrite};
+use shopstream_projections::{DOC, Envelope, Json, Projection, Row, RowKey, RowWrite};
 
 use crate::shop::Shop;
 
@@ -213,8 +212,8 @@ pub async fn assert_matches(rows: &dyn ReadStore, reference: &MemoryRows) {
     assert_none("the reference", differences(rows, reference).await);
 }
 
-fn stock_of(doc: Option<&Value>) -> Option<StockDoc> {
-    doc.map(|d| serde_json::from_value(d.clone()).expect("stock levels decode"))
+fn stock_of(doc: Option<&Json>) -> Option<StockDoc> {
+    doc.map(|d| d.decode().expect("stock levels decode"))
 }
 
 /// Stock levels in `inventory_by_sku` and in each product's `stock` cell

@@ -105,7 +105,12 @@ mod tests {
     use serde_json::json;
 
     fn write(version: u64) -> RowWrite {
-        RowWrite::upsert(RowKey::single("t", "a"), "doc", json!(version), version)
+        RowWrite::upsert(
+            RowKey::single("t", "a"),
+            "doc",
+            json!(version).into(),
+            version,
+        )
     }
 
     #[test]
@@ -118,19 +123,19 @@ mod tests {
         stored.merge(&write(1).change);
         overlay.learn(key.clone(), Some(stored));
         assert_eq!(
-            overlay.get(&key).unwrap().unwrap().cell("doc"),
-            Some(&json!(2))
+            overlay.get(&key).unwrap().unwrap().value("doc"),
+            Some(json!(2))
         );
         overlay.write(vec![write(3)]);
         assert_eq!(
-            overlay.get(&key).unwrap().unwrap().cell("doc"),
-            Some(&json!(3))
+            overlay.get(&key).unwrap().unwrap().value("doc"),
+            Some(json!(3))
         );
         let (deltas, known) = overlay.finish(false, |_| None);
         assert_eq!(deltas.len(), 1);
         assert!(!deltas[0].whole);
-        assert_eq!(deltas[0].change.cell("doc"), Some(&json!(3)));
-        assert_eq!(known[&key].cell("doc"), Some(&json!(3)));
+        assert_eq!(deltas[0].change.value("doc"), Some(json!(3)));
+        assert_eq!(known[&key].value("doc"), Some(json!(3)));
     }
 
     #[test]
@@ -139,10 +144,10 @@ mod tests {
         overlay.write(vec![write(2)]);
         let (deltas, known) = overlay.finish(true, |_| Some(None));
         assert!(deltas[0].whole);
-        assert_eq!(deltas[0].change.cell("doc"), Some(&json!(2)));
+        assert_eq!(deltas[0].change.value("doc"), Some(json!(2)));
         assert_eq!(
-            known[&RowKey::single("t", "a")].cell("doc"),
-            Some(&json!(2))
+            known[&RowKey::single("t", "a")].value("doc"),
+            Some(json!(2))
         );
     }
 }

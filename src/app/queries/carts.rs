@@ -8,7 +8,7 @@ use shopstream_infra::read_store::RowKey;
 use shopstream_projections::carts::CART_BY_ID;
 use uuid::Uuid;
 
-use super::{Answer, QueryError, QueryService, doc};
+use super::{Answer, QueryError, QueryService, decode, doc};
 
 pub const PROJECTION: &str = "carts";
 
@@ -19,7 +19,7 @@ pub async fn cart(q: &QueryService, id: Uuid) -> Result<Arc<Answer>, QueryError>
             .get(&RowKey::single(CART_BY_ID, id.to_string()))
             .await?
             .ok_or(QueryError::NotFound("cart"))?;
-        let mut cart = doc(&row)?.clone();
+        let mut cart: Value = decode(doc(&row)?)?;
         if cart["total"].is_null() {
             cart["total"] = json!(Money::zero(q.currency));
         }

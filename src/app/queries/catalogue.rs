@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shopstream_infra::read_store::RowKey;
+use shopstream_projections::Json;
 use shopstream_projections::catalogue::{
     ALL, INVENTORY_BY_SKU, PRODUCT_BY_ID, PRODUCT_BY_SKU, PRODUCT_SEARCH, PRODUCTS_BY_CATEGORY,
-    PRODUCTS_BY_NAME, STOCK,
+    PRODUCTS_BY_NAME, STOCK, StockDoc,
 };
 use shopstream_projections::text::tokens;
 use uuid::Uuid;
 
-use super::{Answer, Page, QueryError, QueryService, cursor, doc, page};
+use super::{Answer, Page, QueryError, QueryService, cursor, decode, doc, page};
 
 /// The projection every query here reads.
 pub const PROJECTION: &str = "catalogue";
@@ -23,12 +24,9 @@ pub async fn product(q: &QueryService, id: Uuid) -> Result<Arc<Answer>, QueryErr
             .get(&RowKey::single(PRODUCT_BY_ID, id.to_string()))
             .await?
             .ok_or(QueryError::NotFound("product"))?;
-        let mut product = doc(&row)?.clone();
-        product["available"] = row
-            .cell(STOCK)
-            .and_then(|s| s.get("available"))
-            .cloned()
-            .unwrap_or(json!(0));
+        let mut product: Value = decode(doc(&row)?)?;
+        let stock: Option<StockDoc> = row.cell(STOCK).map(decode).transpose()?;
+        product["available"] = json!(stock.map_or(0, |s| s.available));
         Answer::json(&product, None)
     })
     .await
@@ -87,7 +85,7 @@ pub async fn search(
         cursor.unwrap_or("")
     );
     q.answer(PRODUCT_SEARCH, &key, async |r| {
-        let mut items: Vec<Value> = Vec::with_capacity(limit);
+        let mut items: Vec<Json> = Vec::with_capacity(limit);
         let mut last = after.clone();
         let mut looked = 0;
         let mut exhausted = false;

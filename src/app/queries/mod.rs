@@ -35,7 +35,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use shopstream_infra::read_store::{ReadStore, ReadStoreError, Row, RowKey};
 use shopstream_infra::runner::RunnerObserver;
-use shopstream_projections::Projection;
+use shopstream_projections::{Json, Projection};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -49,6 +49,12 @@ pub struct Answer {
     pub etag: String,
     /// Whose data this is, when only they (and admins) may read it.
     pub owner: Option<Uuid>,
+}
+
+/// A stored document read into a type (or a `serde_json::Value`).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(json: &Json) -> Result<T, QueryError> {
+    json.decode()
+        .map_err(|e| QueryError::Internal(format!("unreadable document: {e}")))
 }
 
 impl Answer {
@@ -404,7 +410,7 @@ pub fn limit(raw: Option<usize>) -> Result<usize, QueryError> {
 }
 
 /// A row's document cell.
-pub(crate) fn doc(row: &Row) -> Result<&serde_json::Value, QueryError> {
+pub(crate) fn doc(row: &Row) -> Result<&Json, QueryError> {
     row.cell(shopstream_projections::DOC)
         .ok_or_else(|| QueryError::Internal("a row without its document".into()))
 }
@@ -416,7 +422,7 @@ pub(crate) async fn page(
     partition: &str,
     cursor: Option<&str>,
     limit: usize,
-) -> Result<Page<serde_json::Value>, QueryError> {
+) -> Result<Page<Json>, QueryError> {
     let after = match cursor {
         Some(c) => Some(
             cursor::decode(c).ok_or_else(|| QueryError::Invalid("cursor is not valid".into()))?,

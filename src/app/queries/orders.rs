@@ -14,10 +14,13 @@ use super::{Answer, QueryError, QueryService, doc, page};
 
 pub const PROJECTION: &str = "orders";
 
-fn owner_of(order: &serde_json::Value) -> Option<Uuid> {
-    order["customer_id"]
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
+/// Whose order a stored document is.
+fn owner_of(order: &shopstream_projections::Json) -> Option<Uuid> {
+    #[derive(serde::Deserialize)]
+    struct Owner {
+        customer_id: Uuid,
+    }
+    order.decode::<Owner>().ok().map(|o| o.customer_id)
 }
 
 /// `GET /v1/orders/{id}`: answered with its owner.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shopstream_projections::sales::{SALES_BY_DAY, SaleDoc};
 
-use super::{Answer, QueryError, QueryService, doc};
+use super::{Answer, QueryError, QueryService, decode, doc};
 
 pub const PROJECTION: &str = "sales";
 
@@ -57,8 +57,7 @@ async fn day(q: &QueryService, day: NaiveDate) -> Result<DaySales, QueryError> {
                 let Some((last, _)) = rows.last() else { break };
                 after = Some(last.clone());
                 for (_, row) in &rows {
-                    let sale: SaleDoc = serde_json::from_value(doc(row)?.clone())
-                        .map_err(|e| QueryError::Internal(e.to_string()))?;
+                    let sale: SaleDoc = decode(doc(row)?)?;
                     sums.orders += 1;
                     *sums
                         .revenue

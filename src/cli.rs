@@ -41,7 +41,7 @@ enum ProjectionsCommand {
     List,
     /// Rebuilds a projection into fresh tables from the first event, with a
     /// progress bar; the live tables serve until the rebuilt ones replace
-    /// them. `all` rebuilds every projection, one after another.
+    /// them. `all` rebuilds every projection, side by side.
     Rebuild { name: String },
     /// Stops applying events to a projection (reads keep being served).
     Pause { name: String },
@@ -148,9 +148,7 @@ async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
             } else {
                 vec![name]
             };
-            for name in names {
-                ops.rebuild(&name).await?;
-            }
+            ops.rebuild(&names).await?;
         }
         ProjectionsCommand::Pause { name } => ops.set_paused(&name, true).await?,
         ProjectionsCommand::Resume { name } => ops.set_paused(&name, false).await?,

@@ -13,7 +13,7 @@ use shopstream_infra::event_store::{
     EventFilter, EventStore, SqliteEventStore, SqliteEventStoreOptions,
 };
 use shopstream_infra::read_store::{ReadStore, RowKey, SqliteReadStore};
-use shopstream_infra::runner::{ProjectionRunner, RunnerObserver};
+use shopstream_infra::runner::{ProjectionRunner, RunnerObserver, rebuild_together};
 use shopstream_projections::Projection;
 
 use crate::config::Settings;
@@ -168,15 +168,23 @@ impl Operations {
             })
     }
 
-    /// Rebuilds one projection, showing positions done, rate and ETA.
-    pub async fn rebuild(&self, name: &str) -> anyhow::Result<()> {
-        let projection = self.projection(name)?;
-        let runner = ProjectionRunner::new(
-            projection,
-            self.events.clone(),
-            self.rows.clone(),
-            Arc::new(Quiet),
-        );
+    /// Rebuilds projections from one read of the event store, their work
+    /// side by side, with a progress bar showing positions read, rate and
+    /// ETA.
+    pub async fn rebuild(&self, names: &[String]) -> anyhow::Result<()> {
+        let runners = names
+            .iter()
+            .map(|n| {
+                self.projection(n).map(|p| {
+                    Arc::new(ProjectionRunner::new(
+                        p,
+                        self.events.clone(),
+                        self.rows.clone(),
+                        Arc::new(Quiet),
+                    ))
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let bar = ProgressBar::new(self.events.head_position().await?);
         bar.set_style(
             ProgressStyle::with_template(
@@ -185,19 +193,22 @@ impl Operations {
             .context("progress bar template")?
             .progress_chars("=> "),
         );
-        bar.set_prefix(name.to_string());
+        bar.set_prefix("rebuilding");
         let started = std::time::Instant::now();
         let mut events = 0;
-        let generation = runner
-            .rebuild(&mut |position: u64, head: u64, applied: u64| {
-                bar.set_length(head);
-                bar.set_position(position);
-                events = applied;
-            })
-            .await?;
+        let generations = rebuild_together(runners, &mut |position: u64, head: u64, read: u64| {
+            bar.set_length(head);
+            bar.set_position(position);
+            events = read;
+        })
+        .await?;
         bar.finish();
+        for (name, generation) in names.iter().zip(generations) {
+            println!("{name}: generation {generation} is live");
+        }
         println!(
-            "{name}: generation {generation} is live; {events} events in {:.1}s",
+            "rebuilt {} in {:.1}s from {events} events",
+            names.join(", "),
             started.elapsed().as_secs_f64()
         );
         Ok(())

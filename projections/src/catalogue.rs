@@ -129,6 +129,10 @@ impl Projection for Catalogue {
         ]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &[PRODUCT_BY_ID, PRODUCT_BY_SKU, INVENTORY_BY_SKU]
+    }
+
     fn event_types(&self) -> Vec<&'static str> {
         [ProductEvent::TYPES, InventoryEvent::TYPES].concat()
     }

@@ -152,6 +152,10 @@ impl Projection for Orders {
         &[ORDER_BY_ID, ORDERS_BY_CUSTOMER]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &[ORDER_BY_ID]
+    }
+
     fn event_types(&self) -> Vec<&'static str> {
         OrderEvent::TYPES.to_vec()
     }

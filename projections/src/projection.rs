@@ -90,6 +90,13 @@ pub trait Projection: Send + Sync + 'static {
     /// The logical tables it writes (and only it).
     fn tables(&self) -> &'static [&'static str];
 
+    /// The tables among its own it looks rows up in (the others it only
+    /// writes). A rebuild keeps these rows in memory; a lookup in another
+    /// table still works, from the store.
+    fn reads(&self) -> &'static [&'static str] {
+        self.tables()
+    }
+
     /// The event types it reads; others are never given to it.
     fn event_types(&self) -> Vec<&'static str>;
 

@@ -43,6 +43,10 @@ impl Projection for Sales {
         &[SALES_BY_DAY, SALE_DAY_BY_ORDER]
     }
 
+    fn reads(&self) -> &'static [&'static str] {
+        &[SALE_DAY_BY_ORDER]
+    }
+
     fn event_types(&self) -> Vec<&'static str> {
         vec!["OrderPlaced", "OrderCancelled"]
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shopstream_infra::read_store::{Batch, Delta, ReadStore, ReadStoreError, Target};
+use shopstream_infra::runner::rebuild_together;
 use shopstream_projections::catalogue::{ALL, Catalogue, PRODUCTS_BY_NAME};
 use shopstream_projections::customers::Customers;
 use shopstream_projections::memory::MemoryRows;
@@ -315,6 +316,9 @@ async fn a_rebuild_under_load_switches_generations_without_readers_noticing() {
     assert_read_model_is_right(&side, &shop).await;
 }
 
+/// Events per page of the rebuilds below: small, so they span pages.
+const PAGE: usize = 1_000;
+
 /// Registers `projection` and rebuilds it, with a bound on how long that
 /// may take.
 async fn rebuild(
@@ -326,7 +330,9 @@ async fn rebuild(
         .register(projection.name(), projection.version(), projection.tables())
         .await
         .unwrap();
-    let runner = side.runner(projection, Progress::new());
+    let runner = side
+        .runner(projection, Progress::new())
+        .with_build_page(PAGE);
     match tokio::time::timeout(within, runner.rebuild(&mut |_, _, _| {})).await {
         Ok(rebuilt) => rebuilt.map_err(|e| e.to_string()),
         Err(_) => Err(format!("still rebuilding after {within:?}")),
@@ -337,9 +343,9 @@ async fn rebuild(
 async fn a_rebuild_longer_than_one_page_finds_rows_its_earlier_pages_wrote() {
     let side = ReadSide::new();
     let mut shop = Shop::new(side.events.clone(), 6);
-    // More customer events than one page of a rebuild (8,192), then one
-    // that needs the first customer's row.
-    let customers = shop.import_customers(8_300, 500).await;
+    // More customer events than one page of a rebuild, then one that needs
+    // the first customer's row.
+    let customers = shop.import_customers(PAGE * 2 + 100, 500).await;
     shop.verify_email(customers[0]).await;
 
     let rebuilt = rebuild(&side, Arc::new(Customers), PATIENCE).await;
@@ -381,4 +387,35 @@ async fn a_rebuild_with_nothing_to_apply_finishes_after_the_live_runner_checkpoi
         Ok(2),
         "the rebuild has nothing to apply and is caught up"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuilding_every_projection_from_one_read_matches_the_reference_under_load() {
+    let (side, shop, live) = running_shop(8, 20).await;
+    let trading = trade(shop);
+    let runners = shopstream_projections::all()
+        .into_iter()
+        .map(|p| Arc::new(side.runner(p, live.progress.clone()).with_build_page(50)))
+        .collect();
+    let mut pages = 0;
+    let rebuilt = tokio::time::timeout(
+        PATIENCE,
+        rebuild_together(runners, &mut |_: u64, _: u64, _: u64| pages += 1),
+    )
+    .await
+    .expect("the rebuilds finish")
+    .expect("the rebuilds succeed");
+    assert!(pages > 1, "one read fed every rebuild, page by page");
+    let shop = trading.stop().await;
+    for (record, generation) in side.rows.projections().await.unwrap().iter().zip(&rebuilt) {
+        assert_eq!(
+            (record.generation, &record.build),
+            (*generation, &None),
+            "{}",
+            record.name
+        );
+        assert_ne!(*generation, 1, "{} was rebuilt", record.name);
+    }
+    live.progress.caught_up(side.head().await).await;
+    assert_read_model_is_right(&side, &shop).await;
 }

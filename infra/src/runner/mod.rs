@@ -12,7 +12,7 @@
 
 mod overlay;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,26 +75,36 @@ pub enum RunnerError {
 
 /// Rows a runner remembers between batches (it is their only writer, so
 /// they stay true), up to this many.
-const KNOWN_ROWS: usize = 200_000;
+const KNOWN_ROWS: usize = 500_000;
 
-/// What a runner knows of its generation's rows.
+/// What a runner knows of its generation's rows: those of the tables its
+/// projection reads back.
 struct Known {
     rows: HashMap<RowKey, Row>,
-    /// Every row of the generation is in `rows` (a rebuild's fresh tables,
+    reads: &'static [&'static str],
+    /// Every row of those tables is in `rows` (a rebuild's fresh tables,
     /// until memory runs out): a row not in it does not exist.
     complete: bool,
 }
 
 impl Known {
-    fn new(complete: bool) -> Self {
+    fn new(reads: &'static [&'static str], complete: bool) -> Self {
         Self {
-            rows: HashMap::new(),
+            rows: HashMap::default(),
+            reads,
             complete,
         }
     }
 
+    fn kept(&self, key: &RowKey) -> bool {
+        self.reads.contains(&key.table.as_str())
+    }
+
     /// The stored state of a row, if known (`Some(None)`: absent).
     fn base(&self, key: &RowKey) -> Option<Option<Row>> {
+        if !self.kept(key) {
+            return None;
+        }
         match self.rows.get(key) {
             Some(row) => Some(Some(row.clone())),
             None if self.complete => Some(None),
@@ -103,6 +113,7 @@ impl Known {
     }
 
     fn remember(&mut self, rows: HashMap<RowKey, Row>) {
+        let rows: Vec<(RowKey, Row)> = rows.into_iter().filter(|(k, _)| self.kept(k)).collect();
         if self.rows.len() + rows.len() > KNOWN_ROWS {
             self.rows.clear();
             self.complete = false;
@@ -116,13 +127,85 @@ impl Known {
 const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Events read per page while rebuilding.
-const BUILD_PAGE: usize = 8192;
+const BUILD_PAGE: usize = 32_768;
+
+/// A rebuild under way.
+struct Build {
+    generation: u32,
+    /// Every event up to here is applied.
+    position: u64,
+    applied: u64,
+    known: Known,
+}
+
+/// Rebuilds several projections at once from one read of `$all`: a reader
+/// hands each page to every projection's task, so the event store is read
+/// and decoded once and the projections' work runs side by side. Each
+/// projection then catches up on its own and switches to its rebuilt
+/// generation. Progress is reported as the pages are read.
+pub async fn rebuild_together(
+    runners: Vec<Arc<ProjectionRunner>>,
+    progress: &mut dyn BuildProgress,
+) -> Result<Vec<u32>, RunnerError> {
+    let Some((events, page_size)) = runners.first().map(|r| (r.events.clone(), r.build_page))
+    else {
+        return Ok(vec![]);
+    };
+    let mut feeds = Vec::with_capacity(runners.len());
+    let mut tasks = Vec::with_capacity(runners.len());
+    for runner in &runners {
+        let mut build = runner.start_build().await?;
+        let (feed, mut pages) = tokio::sync::mpsc::channel::<Arc<AllSlice>>(2);
+        feeds.push(feed);
+        let runner = runner.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(page) = pages.recv().await {
+                runner.build_page(&mut build, &page).await?;
+            }
+            Ok::<_, RunnerError>(build)
+        }));
+    }
+    let head = events.head_position().await?;
+    let mut position = 0;
+    let mut read = 0u64;
+    loop {
+        let page = events
+            .read_all(position, &EventFilter::default(), page_size)
+            .await?;
+        if page.events.is_empty() {
+            break;
+        }
+        position = page.scanned_to;
+        read += page.events.len() as u64;
+        let page = Arc::new(page);
+        for feed in &feeds {
+            // A task that stopped reports why when joined below.
+            let _ = feed.send(page.clone()).await;
+        }
+        progress.advanced(position, head.max(position), read);
+    }
+    drop(feeds);
+    let mut builds = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let build = task
+            .await
+            .map_err(|e| RunnerError::Rows(ReadStoreError::Unavailable(e.to_string())))??;
+        builds.push(build);
+    }
+    let finishing = runners
+        .iter()
+        .zip(builds)
+        .map(|(runner, build)| async move { runner.finish_build(build, &mut |_, _, _| {}).await });
+    futures::future::try_join_all(finishing).await
+}
 
 pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
     events: Arc<dyn EventStore>,
     rows: Arc<dyn ReadStore>,
     observer: Arc<dyn RunnerObserver>,
+    /// Events read per page while rebuilding.
+    build_page: usize,
 }
 
 impl ProjectionRunner {
@@ -137,7 +220,14 @@ impl ProjectionRunner {
             events,
             rows,
             observer,
+            build_page: BUILD_PAGE,
         }
+    }
+
+    /// Reads pages of `page` events while rebuilding (tests use small ones).
+    pub fn with_build_page(mut self, page: usize) -> Self {
+        self.build_page = page.max(1);
+        self
     }
 
     fn name(&self) -> &'static str {
@@ -216,10 +306,18 @@ impl ProjectionRunner {
     /// Applies new events to the live generation until superseded.
     async fn live(&self, generation: u32, checkpoint: u64) -> Result<(), RunnerError> {
         let mut subscription = self.events.subscribe_all(checkpoint, self.filter()).await?;
-        let mut known = Known::new(false);
+        let mut known = Known::new(self.projection.reads(), false);
         let mut persisted = std::time::Instant::now();
         loop {
-            let slice = subscription.next().await?;
+            let Ok(next) = tokio::time::timeout(IDLE_CHECKPOINT_EVERY, subscription.next()).await
+            else {
+                // Quiet for a while: make sure this generation is still the
+                // live one (a rebuild elsewhere may have replaced it, and
+                // with nothing to apply no write would tell us).
+                self.still_live(generation).await?;
+                continue;
+            };
+            let slice = next?;
             if slice.events.is_empty() {
                 // Nothing for this projection: it is still up to date to
                 // here, which read-your-writes waits need to hear now. The
@@ -231,9 +329,24 @@ impl ProjectionRunner {
                     continue;
                 }
             }
-            self.apply(Target::Live(generation), &slice, &mut known)
-                .await?;
+            let events: Vec<&RecordedEvent> = slice.events.iter().collect();
+            self.apply(
+                Target::Live(generation),
+                &events,
+                slice.scanned_to,
+                &mut known,
+            )
+            .await?;
             persisted = std::time::Instant::now();
+        }
+    }
+
+    /// Fails with `Superseded` unless `generation` is still the live,
+    /// unpaused one.
+    async fn still_live(&self, generation: u32) -> Result<(), RunnerError> {
+        match self.rows.projection(self.name()).await? {
+            Some(r) if r.generation == generation && !r.paused => Ok(()),
+            _ => Err(RunnerError::Rows(ReadStoreError::Superseded)),
         }
     }
 
@@ -241,39 +354,87 @@ impl ProjectionRunner {
     /// makes it live once it has caught up; the live generation serves
     /// until then.
     pub async fn rebuild(&self, progress: &mut dyn BuildProgress) -> Result<u32, RunnerError> {
+        let build = self.start_build().await?;
+        self.finish_build(build, progress).await
+    }
+
+    /// A fresh generation to rebuild into.
+    async fn start_build(&self) -> Result<Build, RunnerError> {
         let p = &self.projection;
         let generation = self
             .rows
             .start_build(p.name(), p.version(), p.tables())
             .await?;
+        Ok(Build {
+            generation,
+            position: 0,
+            applied: 0,
+            known: Known::new(p.reads(), true),
+        })
+    }
+
+    /// Applies a page of `$all` (read for several projections) to a build:
+    /// the events of this projection's types, and the page's end as its
+    /// checkpoint.
+    async fn build_page(&self, build: &mut Build, page: &AllSlice) -> Result<(), RunnerError> {
+        let types = self.projection.event_types();
+        let mine: Vec<&RecordedEvent> = page
+            .events
+            .iter()
+            .filter(|e| types.contains(&e.event_type.as_str()))
+            .collect();
+        build.applied += mine.len() as u64;
+        self.apply(
+            Target::Build(build.generation),
+            &mine,
+            page.scanned_to,
+            &mut build.known,
+        )
+        .await?;
+        build.position = page.scanned_to;
+        Ok(())
+    }
+
+    /// Reads on from where a build is until it has caught up with the live
+    /// generation, then makes it live.
+    async fn finish_build(
+        &self,
+        mut build: Build,
+        progress: &mut dyn BuildProgress,
+    ) -> Result<u32, RunnerError> {
+        let name = self.name();
         let filter = self.filter();
-        let mut position = 0;
-        let mut applied = 0u64;
-        let mut known = Known::new(true);
         loop {
-            let slice = self.events.read_all(position, &filter, BUILD_PAGE).await?;
-            if slice.events.is_empty() {
-                // Record that the build has looked this far: the live
-                // runner's checkpoint moves on without events of its own,
-                // and the switch waits for the build to be as far.
-                self.apply(Target::Build(generation), &slice, &mut known)
-                    .await?;
-                position = position.max(slice.scanned_to);
-                if self.rows.finish_build(p.name(), generation).await? {
-                    self.observer.switched(p.name(), generation, position);
-                    progress.advanced(position, slice.scanned_to, applied);
-                    return Ok(generation);
+            let slice = self
+                .events
+                .read_all(build.position, &filter, BUILD_PAGE)
+                .await?;
+            let events: Vec<&RecordedEvent> = slice.events.iter().collect();
+            // Even with no events, record that the build has looked this
+            // far: the live runner's checkpoint moves on without events of
+            // its own, and the switch waits for the build to be as far.
+            self.apply(
+                Target::Build(build.generation),
+                &events,
+                slice.scanned_to,
+                &mut build.known,
+            )
+            .await?;
+            build.position = build.position.max(slice.scanned_to);
+            build.applied += events.len() as u64;
+            if events.is_empty() {
+                if self.rows.finish_build(name, build.generation).await? {
+                    self.observer
+                        .switched(name, build.generation, build.position);
+                    progress.advanced(build.position, slice.scanned_to, build.applied);
+                    return Ok(build.generation);
                 }
                 // The live generation is ahead: there is more to read.
                 tokio::task::yield_now().await;
                 continue;
             }
-            applied += slice.events.len() as u64;
-            self.apply(Target::Build(generation), &slice, &mut known)
-                .await?;
-            position = slice.scanned_to;
-            let head = self.events.head_position().await.unwrap_or(position);
-            progress.advanced(position, head, applied);
+            let head = self.events.head_position().await.unwrap_or(build.position);
+            progress.advanced(build.position, head, build.applied);
         }
     }
 
@@ -281,14 +442,15 @@ impl ProjectionRunner {
     async fn apply(
         &self,
         target: Target,
-        slice: &AllSlice,
+        events: &[&RecordedEvent],
+        scanned_to: u64,
         known: &mut Known,
     ) -> Result<(), RunnerError> {
         let generation = match target {
             Target::Live(g) | Target::Build(g) => g,
         };
         let mut overlay = Overlay::default();
-        for event in &slice.events {
+        for event in events {
             self.apply_event(event, generation, &mut overlay, known)
                 .await?;
         }
@@ -303,19 +465,18 @@ impl ProjectionRunner {
                 projection: self.name().to_string(),
                 target,
                 deltas,
-                checkpoint: slice.scanned_to,
+                checkpoint: scanned_to,
             })
             .await?;
         known.remember(now_known);
         if let Target::Live(g) = target {
             let now = Utc::now();
-            let lags: Vec<Duration> = slice
-                .events
+            let lags: Vec<Duration> = events
                 .iter()
                 .map(|e| (now - e.recorded_at).to_std().unwrap_or_default())
                 .collect();
             self.observer
-                .applied(self.name(), g, slice.scanned_to, &changed, &lags);
+                .applied(self.name(), g, scanned_to, &changed, &lags);
         }
         Ok(())
     }
@@ -348,9 +509,8 @@ impl ProjectionRunner {
                         if overlay.knows(&key) {
                             continue;
                         }
-                        match known.rows.get(&key) {
-                            Some(row) => overlay.learn(key, Some(row.clone())),
-                            None if known.complete => overlay.learn(key, None),
+                        match known.base(&key) {
+                            Some(stored) => overlay.learn(key, stored),
                             None => missing.push(key),
                         }
                     }

@@ -2,7 +2,7 @@
 //! demand) with the batch's own writes on top, and those writes merged per
 //! row so each touched row is written once per batch.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use shopstream_projections::{ProjectionError, Row, RowKey, RowSource, RowWrite};
 

@@ -332,7 +332,12 @@ impl RunnerObserver for QueryService {
         changed: &[RowKey],
         lags: &[Duration],
     ) {
-        if self.generation(projection) == generation && !changed.is_empty() {
+        // A runner still writing a generation that is no longer served
+        // (a rebuild replaced it) must not vouch for the served one.
+        if self.generation(projection) != generation {
+            return;
+        }
+        if !changed.is_empty() {
             let seq = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
             for key in changed {
                 self.buckets[bucket(&key.table, &key.partition)].fetch_max(seq, Ordering::SeqCst);

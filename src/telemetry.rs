@@ -112,12 +112,12 @@ pub async fn http_metrics(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = req
+    let app = req
         .app_data::<actix_web::web::Data<crate::app::App>>()
-        .map(|app| app.metrics.clone());
+        .cloned();
     let method = req.method().to_string();
     let response = next.call(req).await?;
-    if let Some(metrics) = metrics {
+    if let Some(metrics) = app.as_ref().map(|a| &a.metrics) {
         let route = response
             .request()
             .match_pattern()

@@ -9,10 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
-use shopstream_infra::event_store::{
-    EventFilter, EventStore, SqliteEventStore, SqliteEventStoreOptions,
-};
-use shopstream_infra::read_store::{ReadStore, RowKey, SqliteReadStore};
+use shopstream_infra::event_store::{EventFilter, EventStore};
+use shopstream_infra::read_store::{ReadStore, RowKey};
 use shopstream_infra::runner::{ProjectionRunner, RunnerObserver, rebuild_together};
 use shopstream_projections::Projection;
 
@@ -120,27 +118,11 @@ impl RunnerObserver for Quiet {
 
 impl Operations {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
-        let events: Arc<dyn EventStore> = Arc::new(
-            SqliteEventStore::open(
-                settings.event_store_path(),
-                SqliteEventStoreOptions {
-                    durability: settings.durability,
-                    ..Default::default()
-                },
-            )
-            .context("opening the event store")?,
-        );
-        let rows: Arc<dyn ReadStore> = Arc::new(
-            SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
-        );
-        let projections = shopstream_projections::all();
-        for p in &projections {
-            rows.register(p.name(), p.version(), p.tables()).await?;
-        }
+        let (events, rows) = crate::app::open_stores(settings).await?;
         Ok(Self {
             events,
             rows,
-            projections,
+            projections: shopstream_projections::all(),
         })
     }
 

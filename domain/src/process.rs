@@ -139,18 +139,8 @@ pub fn cancel_order(
     stock: &BTreeMap<Sku, Inventory>,
     at: DateTime<Utc>,
 ) -> Result<OrderDecision, DomainError> {
-    let order_events = order.decide(&OrderCommand::Cancel { at })?;
-    let stock_events = if order_events.is_empty() {
-        vec![]
-    } else {
-        per_line(order, stock, |order_id| InventoryCommand::Release {
-            order_id,
-            at,
-        })?
-    };
-    Ok(OrderDecision {
-        order: order_events,
-        stock: stock_events,
+    with_stock(order, stock, &OrderCommand::Cancel { at }, |order_id| {
+        InventoryCommand::Release { order_id, at }
     })
 }
 
@@ -162,18 +152,30 @@ pub fn ship_order(
     tracking: Tracking,
     at: DateTime<Utc>,
 ) -> Result<OrderDecision, DomainError> {
-    let order_events = order.decide(&OrderCommand::Ship {
+    let ship = OrderCommand::Ship {
         carrier,
         tracking,
         at,
-    })?;
+    };
+    with_stock(order, stock, &ship, |order_id| InventoryCommand::Ship {
+        order_id,
+        at,
+    })
+}
+
+/// An order command and, if it changes the order, the matching inventory
+/// command for every line.
+fn with_stock(
+    order: &Order,
+    stock: &BTreeMap<Sku, Inventory>,
+    command: &OrderCommand,
+    per_sku: impl Fn(OrderId) -> InventoryCommand,
+) -> Result<OrderDecision, DomainError> {
+    let order_events = order.decide(command)?;
     let stock_events = if order_events.is_empty() {
         vec![]
     } else {
-        per_line(order, stock, |order_id| InventoryCommand::Ship {
-            order_id,
-            at,
-        })?
+        per_line(order, stock, per_sku)?
     };
     Ok(OrderDecision {
         order: order_events,

@@ -36,6 +36,34 @@ use auth::AuthService;
 use commands::{CommandService, RetryPolicy};
 use queries::QueryService;
 
+/// The event store and read store the settings name, with every projection
+/// registered in the read store.
+pub async fn open_stores(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn ReadStore>)> {
+    let events: Arc<dyn EventStore> = match settings.event_store {
+        EventStoreKind::Sqlite => Arc::new(
+            SqliteEventStore::open(
+                settings.event_store_path(),
+                SqliteEventStoreOptions {
+                    durability: settings.durability,
+                    ..Default::default()
+                },
+            )
+            .context("opening the event store")?,
+        ),
+    };
+    let rows: Arc<dyn ReadStore> = Arc::new(
+        SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
+    );
+    for p in shopstream_projections::all() {
+        rows.register(p.name(), p.version(), p.tables())
+            .await
+            .with_context(|| format!("registering projection {}", p.name()))?;
+    }
+    Ok((events, rows))
+}
+
 /// Everything a request handler needs, built once per process.
 pub struct App {
     pub commands: CommandService,
@@ -56,18 +84,7 @@ impl App {
     /// Opens the stores named in the settings, registers every projection
     /// and wires the services.
     pub async fn open(settings: &Settings) -> anyhow::Result<App> {
-        let store: Arc<dyn EventStore> = match settings.event_store {
-            EventStoreKind::Sqlite => Arc::new(
-                SqliteEventStore::open(
-                    settings.event_store_path(),
-                    SqliteEventStoreOptions {
-                        durability: settings.durability,
-                        ..Default::default()
-                    },
-                )
-                .context("opening the event store")?,
-            ),
-        };
+        let (store, rows) = open_stores(settings).await?;
         let metrics = Metrics::new().context("registering metrics")?;
         let aggregates = AggregateCache::new(store.clone(), settings.cache.aggregates);
         let commands = CommandService::new(
@@ -87,15 +104,7 @@ impl App {
             .map_err(anyhow::Error::msg)
             .context("token settings")?;
         let currency = Currency::parse(&settings.currency).map_err(anyhow::Error::msg)?;
-        let rows: Arc<dyn ReadStore> = Arc::new(
-            SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
-        );
         let projections = shopstream_projections::all();
-        for p in &projections {
-            rows.register(p.name(), p.version(), p.tables())
-                .await
-                .with_context(|| format!("registering projection {}", p.name()))?;
-        }
         let queries = Arc::new(QueryService::new(
             rows.clone(),
             &projections,

@@ -67,6 +67,14 @@ fn valid_table(name: &str) -> Result<(), ReadStoreError> {
     }
 }
 
+/// Table names checked (they are spliced into SQL) and owned.
+fn owned_tables(tables: &[&str]) -> Result<Vec<String>, ReadStoreError> {
+    tables
+        .iter()
+        .map(|t| valid_table(t).map(|()| t.to_string()))
+        .collect()
+}
+
 fn create_tables(conn: &Connection, tables: &[&str], generation: u32) -> rusqlite::Result<()> {
     // A rowid table with a unique key index rather than WITHOUT ROWID:
     // documents run to kilobytes, and SQLite keeps large rows better in a
@@ -330,11 +338,7 @@ impl ReadStore for SqliteReadStore {
         version: u32,
         tables: &[&str],
     ) -> Result<ProjectionRecord, ReadStoreError> {
-        for t in tables {
-            valid_table(t)?;
-        }
-        let name = name.to_string();
-        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        let (name, tables) = (name.to_string(), owned_tables(tables)?);
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -369,11 +373,7 @@ impl ReadStore for SqliteReadStore {
         version: u32,
         tables: &[&str],
     ) -> Result<u32, ReadStoreError> {
-        for t in tables {
-            valid_table(t)?;
-        }
-        let name = name.to_string();
-        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        let (name, tables) = (name.to_string(), owned_tables(tables)?);
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)

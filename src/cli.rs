@@ -26,6 +26,15 @@ enum Command {
     /// Serves the HTTP API on SHOPSTREAM_HTTP_ADDR (127.0.0.1:8080) with
     /// data under SHOPSTREAM_DATA_DIR (./data).
     Serve,
+    /// Produces the event store's `$all` to Kafka (SHOPSTREAM_FEED=kafka);
+    /// one relay holds the lease at a time, others wait.
+    Relay,
+    /// Runs projection workers consuming Kafka into the read store.
+    Project {
+        /// Only these projections (comma-separated); all by default.
+        #[arg(long, value_delimiter = ',')]
+        projections: Vec<String>,
+    },
     /// Lists, rebuilds, pauses and resumes projections, on the stores in
     /// SHOPSTREAM_DATA_DIR, whether or not a server is running on them.
     #[command(subcommand)]
@@ -107,6 +116,16 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve().await,
             Command::Projections(command) => projections(command).await,
+            Command::Relay => {
+                let settings = Settings::load()?;
+                telemetry::init(&settings.log);
+                crate::roles::relay(&settings).await
+            }
+            Command::Project { projections } => {
+                let settings = Settings::load()?;
+                telemetry::init(&settings.log);
+                crate::roles::project(&settings, &projections).await
+            }
             Command::Bench(BenchCommand::Append(args)) => bench::append::run(args).await,
             Command::Bench(BenchCommand::Seed(args)) => bench::seed::run(args).await,
             Command::Bench(BenchCommand::Lag(args)) => bench::lag::run(args).await,

@@ -14,6 +14,8 @@
 //! - [`cli`]: the `shopstream` command line (`serve`, `projections`,
 //!   `bench`).
 //! - [`ops`]: operators' work on the stores (projection status, rebuilds).
+//! - [`roles`]: the scale-out roles: relay and projection workers (Kafka),
+//!   and API nodes hearing their invalidations.
 //! - [`bench`]: load generators the CLI runs (append throughput).
 
 pub mod api;
@@ -22,5 +24,6 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod ops;
+pub mod roles;
 pub mod startup;
 pub mod telemetry;

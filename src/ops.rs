@@ -33,6 +33,19 @@ pub struct ProjectionView {
     pub failure: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rebuild: Option<RebuildView>,
+    /// Events set aside because the projection could not apply them.
+    pub dead_letters: u64,
+    /// With a partitioned feed (Kafka): how far each partition is applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionView {
+    pub partition: i32,
+    pub position: u64,
+    pub lag_events: u64,
+    pub lag_ms: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -49,6 +62,19 @@ pub async fn views(
     known: impl Fn(&str) -> u64,
 ) -> anyhow::Result<Vec<ProjectionView>> {
     let head = events.head_position().await?;
+    let dead_letters = rows.dead_letters().await?;
+    // How long the oldest event after `position` has waited (0: none).
+    let waited = async |position: u64| -> anyhow::Result<u64> {
+        if position >= head {
+            return Ok(0);
+        }
+        let next = events
+            .read_all(position, &EventFilter::default(), 1)
+            .await?;
+        Ok(next.events.first().map_or(0, |e| {
+            (Utc::now() - e.recorded_at).num_milliseconds().max(0) as u64
+        }))
+    };
     let mut views = Vec::new();
     for r in rows.projections().await? {
         let status = if r.failure.is_some() {
@@ -61,30 +87,33 @@ pub async fn views(
             "live"
         };
         let checkpoint = r.checkpoint.max(known(&r.name));
-        let lag_events = head.saturating_sub(checkpoint);
-        let lag_ms = if lag_events == 0 {
-            0
-        } else {
-            let next = events
-                .read_all(checkpoint, &EventFilter::default(), 1)
-                .await?;
-            next.events.first().map_or(0, |e| {
-                (Utc::now() - e.recorded_at).num_milliseconds().max(0) as u64
-            })
-        };
+        let mut partitions = Vec::new();
+        for p in rows.partitions(&r.name).await? {
+            partitions.push(PartitionView {
+                partition: p.partition,
+                position: p.position,
+                lag_events: head.saturating_sub(p.position),
+                lag_ms: waited(p.position).await?,
+            });
+        }
         views.push(ProjectionView {
+            dead_letters: dead_letters
+                .iter()
+                .find(|(name, _)| *name == r.name)
+                .map_or(0, |(_, n)| *n),
             name: r.name,
             version: r.version,
             status,
             checkpoint,
-            lag_events,
-            lag_ms,
+            lag_events: head.saturating_sub(checkpoint),
+            lag_ms: waited(checkpoint).await?,
             generation: r.generation,
             failure: r.failure,
             rebuild: r.build.map(|b| RebuildView {
                 version: b.version,
                 checkpoint: b.checkpoint,
             }),
+            partitions,
         });
     }
     Ok(views)
@@ -111,8 +140,18 @@ impl RunnerObserver for Quiet {
         );
     }
 
-    fn failed(&self, projection: &str, error: &str) {
-        tracing::error!(projection, error, "projection failed");
+    fn dead_lettered(
+        &self,
+        projection: &str,
+        event: &shopstream_infra::event_store::RecordedEvent,
+        error: &str,
+    ) {
+        tracing::error!(
+            projection,
+            position = event.position,
+            error,
+            "event set aside"
+        );
     }
 }
 

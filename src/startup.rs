@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::api;
 use crate::api::extract::BodyLimit;
 use crate::app::App;
-use crate::config::Settings;
+use crate::config::{FeedKind, Settings};
 use crate::telemetry;
 
 pub struct Application {
@@ -26,13 +26,32 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let app = App::open(&settings).await?;
         app.bootstrap_admin(&settings).await?;
-        // The embedded default: projections run in this process, fed by
-        // the event store's own subscription.
-        let mut runners: Vec<_> = app
-            .projections
-            .iter()
-            .map(|p| tokio::spawn(app.runner(p.clone()).run()))
-            .collect();
+        let mut runners: Vec<_> = match settings.feed {
+            // The embedded default: projections run in this process, fed by
+            // the event store's own subscription.
+            FeedKind::Embedded => app
+                .projections
+                .iter()
+                .map(|p| tokio::spawn(app.runner(p.clone()).run()))
+                .collect(),
+            // Scaled out: workers run the projections; this node hears what
+            // they changed.
+            FeedKind::Kafka => {
+                let (settings, queries) = (settings.clone(), app.queries.clone());
+                let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+                vec![tokio::spawn(async move {
+                    let _keep = _stop;
+                    loop {
+                        if let Err(e) =
+                            crate::roles::listen(&settings, queries.clone(), stop_rx.clone()).await
+                        {
+                            tracing::warn!(error = %e, "invalidations: listening again");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                })]
+            }
+        };
         // Rebuilds by the CLI in another process switch generations in the
         // registry; look at it now and then.
         let queries = app.queries.clone();

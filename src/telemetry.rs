@@ -43,6 +43,7 @@ pub struct Metrics {
     pub commands: IntCounterVec,
     pub cache: IntCounterVec,
     pub projection_lag: HistogramVec,
+    pub dead_letters: IntCounterVec,
 }
 
 impl Metrics {
@@ -79,6 +80,14 @@ impl Metrics {
             ]),
             &["projection"],
         )?;
+        let dead_letters = IntCounterVec::new(
+            Opts::new(
+                "projection_dead_letters_total",
+                "Events a projection could not apply and set aside",
+            ),
+            &["projection"],
+        )?;
+        registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(projection_lag.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -91,6 +100,7 @@ impl Metrics {
             commands,
             cache,
             projection_lag,
+            dead_letters,
         })
     }
 

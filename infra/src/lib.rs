@@ -4,6 +4,8 @@
 //! - [`event_store`]: the EventStore port (streams, revisions, `$all`,
 //!   multi-stream atomic appends, catch-up subscriptions) and its embedded
 //!   SQLite adapter with group commit.
+//! - [`feed`]: the EventFeed port: the event store's own subscription, or
+//!   Kafka (relay, consumer groups, dead letters, invalidations).
 //! - [`read_store`]: the ReadStore port (ScyllaDB-shaped tables with
 //!   generations for rebuilds) and its embedded SQLite adapter.
 //! - [`runner`]: the projection runner: events through projections into the
@@ -13,6 +15,7 @@
 
 pub mod crypto;
 pub mod event_store;
+pub mod feed;
 pub mod read_store;
 pub mod runner;
 mod sqlite;

@@ -1,5 +1,11 @@
 //! The catalogue read model: products by id, by SKU, by category (ordered
 //! by name) and by search token, and stock levels by SKU.
+//!
+//! Every row is written by events of one stream only (a product's rows by
+//! its product stream, stock rows by the SKU's inventory stream): a feed
+//! that keeps order only per stream (Kafka partitions) may deliver a SKU's
+//! stock before its product, and no row may depend on that order. A
+//! product's page therefore reads its stock from `inventory_by_sku`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -8,7 +14,7 @@ use shopstream_domain::inventory::InventoryEvent;
 use shopstream_domain::product::{ProductEvent, ProductStatus};
 use shopstream_domain::values::{Category, Description, Money, Name, ProductId, Sku, Tags};
 
-use crate::projection::{Envelope, Projection, ProjectionError, RowSource, get_all};
+use crate::projection::{Envelope, Projection, ProjectionError, RowSource};
 use crate::row::{RowKey, RowWrite};
 use crate::text::{MAX_TOKENS, tokens};
 use crate::{DOC, doc_of, encode};
@@ -22,11 +28,8 @@ pub const ALL: &str = "all";
 pub const PRODUCT_SEARCH: &str = "product_search";
 pub const INVENTORY_BY_SKU: &str = "inventory_by_sku";
 
-/// The cell of `product_by_id` holding stock, written by inventory events.
-pub const STOCK: &str = "stock";
-
-/// A product as `GET /v1/products/{id}` shows it (with `available` from the
-/// stock cell).
+/// A product as `GET /v1/products/{id}` shows it (with `available` from its
+/// SKU's row in `inventory_by_sku`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductDoc {
     pub product_id: ProductId,
@@ -93,12 +96,6 @@ pub fn category_clustering(name: &Name, id: ProductId) -> String {
     format!("{}\u{1f}{id}", name.as_str().to_lowercase())
 }
 
-/// What `product_by_sku` holds.
-#[derive(Deserialize)]
-struct ProductRef {
-    product_id: ProductId,
-}
-
 /// Stock levels of a SKU.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockDoc {
@@ -114,8 +111,9 @@ impl Projection for Catalogue {
         "catalogue"
     }
 
+    /// 2: stock no longer copied into `product_by_id`.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -130,7 +128,7 @@ impl Projection for Catalogue {
     }
 
     fn reads(&self) -> &'static [&'static str] {
-        &[PRODUCT_BY_ID, PRODUCT_BY_SKU, INVENTORY_BY_SKU]
+        &[PRODUCT_BY_ID, INVENTORY_BY_SKU]
     }
 
     fn event_types(&self) -> Vec<&'static str> {
@@ -235,9 +233,7 @@ fn stock(
         InventoryEvent::StockShipped(x) => &x.sku,
     };
     let inventory_key = RowKey::single(INVENTORY_BY_SKU, sku.as_str());
-    let product_key = RowKey::single(PRODUCT_BY_SKU, sku.as_str());
-    let found = get_all(rows, &[inventory_key.clone(), product_key])?;
-    let mut levels: StockDoc = match found[0].and_then(|r| r.cell(DOC)) {
+    let mut levels: StockDoc = match rows.get(&inventory_key)?.and_then(|r| r.cell(DOC)) {
         Some(doc) => doc
             .decode()
             .map_err(|e| ProjectionError::Inconsistent(format!("stock row: {e}")))?,
@@ -262,22 +258,11 @@ fn stock(
         "reserved": levels.reserved,
         "available": levels.available,
     });
-    let mut writes = vec![RowWrite::upsert(
+    let writes = vec![RowWrite::upsert(
         inventory_key,
         DOC,
         encode(&inventory_doc)?,
         v,
     )];
-    if let Some(product) = found[1]
-        .and_then(|r| r.cell(DOC))
-        .and_then(|d| d.decode::<ProductRef>().ok())
-    {
-        writes.push(RowWrite::upsert(
-            RowKey::single(PRODUCT_BY_ID, product.product_id.to_string()),
-            STOCK,
-            encode(&levels)?,
-            v,
-        ));
-    }
     Ok(writes)
 }

@@ -53,23 +53,9 @@ struct StreamPage<'a> {
     next_cursor: Option<String>,
 }
 
-/// An event as it leaves the system: secrets such as password hashes are
-/// replaced by `"[redacted]"`.
+/// An event as it leaves the system, secrets redacted.
 pub fn redacted(event: &RecordedEvent) -> Result<Cow<'_, RecordedEvent>, ApiError> {
-    for (event_type, field) in shopstream_domain::customer::SECRET_FIELDS {
-        if event.event_type != *event_type {
-            continue;
-        }
-        let mut data: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(event.data.get()).map_err(ApiError::internal)?;
-        if data.contains_key(*field) {
-            data.insert(field.to_string(), "[redacted]".into());
-            let mut clean = event.clone();
-            clean.data = serde_json::value::to_raw_value(&data).map_err(ApiError::internal)?;
-            return Ok(Cow::Owned(clean));
-        }
-    }
-    Ok(Cow::Borrowed(event))
+    event.redacted().map_err(ApiError::internal)
 }
 
 /// Revision cursors: opaque to clients, a revision to us.

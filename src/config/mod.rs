@@ -23,6 +23,10 @@ pub struct Settings {
     pub currency: String,
     pub durability: Durability,
     pub event_store: EventStoreKind,
+    pub feed: FeedKind,
+    pub kafka_brokers: String,
+    pub kafka_topic_prefix: String,
+    pub kafka: KafkaTuning,
     pub token_ttl_secs: u64,
     #[serde(default, deserialize_with = "lenient::secret")]
     pub admin_email: Option<SecretString>,
@@ -42,6 +46,24 @@ pub struct Settings {
 #[serde(rename_all = "lowercase")]
 pub enum EventStoreKind {
     Sqlite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedKind {
+    Embedded,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaTuning {
+    pub partitions: i32,
+    pub replication: i32,
+    pub session_timeout_ms: u64,
+    pub lease_ttl_ms: u64,
+    pub linger_ms: u64,
+    #[serde(default)]
+    pub debug: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +156,11 @@ impl Settings {
                 "admin_email and admin_password go together".into(),
             ));
         }
+        if self.kafka.partitions < 1 || self.kafka.replication < 1 {
+            return Err(ConfigError::Invalid(
+                "kafka.partitions and kafka.replication must be at least 1".into(),
+            ));
+        }
         if self.commands.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "commands.max_attempts must be at least 1".into(),
@@ -159,6 +186,20 @@ impl Settings {
 
     pub fn read_store_path(&self) -> PathBuf {
         self.data_dir.join("read.sqlite")
+    }
+
+    /// Kafka as the settings describe it.
+    pub fn kafka(&self) -> shopstream_infra::feed::kafka::KafkaSettings {
+        shopstream_infra::feed::kafka::KafkaSettings {
+            brokers: self.kafka_brokers.clone(),
+            topic_prefix: self.kafka_topic_prefix.clone(),
+            partitions: self.kafka.partitions,
+            replication: self.kafka.replication,
+            session_timeout: Duration::from_millis(self.kafka.session_timeout_ms),
+            lease_ttl: Duration::from_millis(self.kafka.lease_ttl_ms),
+            linger: Duration::from_millis(self.kafka.linger_ms),
+            debug: self.kafka.debug.clone(),
+        }
     }
 
     pub fn token_ttl(&self) -> Duration {

@@ -26,6 +26,14 @@ pub fn slot(shelf: &str, slot: &str) -> RowKey {
     RowKey::new(SHELVES, shelf, slot)
 }
 
+/// Applies a batch; the rows it reports changed.
+pub async fn applied(
+    store: &Arc<dyn ReadStore>,
+    batch: Batch,
+) -> Result<Vec<RowKey>, shopstream_infra::read_store::ReadStoreError> {
+    store.apply(batch).await.map(|a| a.changed)
+}
+
 /// A batch's change to one cell of a row.
 pub fn set(key: &RowKey, cell: &str, value: Value, version: u64) -> Delta {
     let mut change = Row::default();
@@ -68,7 +76,7 @@ fn batch(target: Target, deltas: Vec<Delta>, checkpoint: u64) -> Batch {
         projection: PROJECTION.to_string(),
         target,
         deltas,
-        checkpoint,
+        checkpoint: shopstream_infra::read_store::Checkpoint::Position(checkpoint),
     }
 }
 
@@ -139,8 +147,8 @@ macro_rules! read_store_contract {
         use shopstream_infra::read_store::{BuildRecord, ProjectionRecord, ReadStoreError};
 
         use $crate::contract::{
-            PROJECTION, SHELVES, TABLES, build, delete, doc, in_table, item, live, page, put,
-            record, register, set, slot, sorted,
+            PROJECTION, SHELVES, TABLES, applied, build, delete, doc, in_table, item, live, page,
+            put, record, register, set, slot, sorted,
         };
 
         async fn fixture() -> Option<$crate::ReadStoreFixture> {
@@ -175,7 +183,7 @@ macro_rules! read_store_contract {
                 let empty = s.get(1, &in_table(&item("a"), table)).await;
                 assert_eq!(empty, Ok(None), "{table} exists in generation 1, empty");
             }
-            s.apply(live(1, vec![put(&item("a"), json!("A"), 1)], 4))
+            applied(s, live(1, vec![put(&item("a"), json!("A"), 1)], 4))
                 .await
                 .unwrap();
 
@@ -215,14 +223,16 @@ macro_rules! read_store_contract {
             let s = &f.store;
             let a = item("a");
             let listed = slot("red", "a");
-            let changed = s
-                .apply(live(
+            let changed = applied(
+                s,
+                live(
                     1,
                     vec![put(&a, json!("A"), 1), put(&listed, json!("A"), 1)],
                     7,
-                ))
-                .await
-                .unwrap();
+                ),
+            )
+            .await
+            .unwrap();
             assert_eq!(sorted(changed), sorted(vec![a.clone(), listed.clone()]));
             assert_eq!(doc(s, 1, &a).await, Some(json!("A")));
             assert_eq!(doc(s, 1, &listed).await, Some(json!("A")));
@@ -240,7 +250,7 @@ macro_rules! read_store_contract {
                 9,
             );
             assert!(
-                s.apply(broken).await.is_err(),
+                applied(s, broken).await.is_err(),
                 "a write to a missing table fails"
             );
             assert_eq!(
@@ -252,7 +262,7 @@ macro_rules! read_store_contract {
 
             // Batches delivered again from an earlier position (at-least-once
             // delivery) never move the checkpoint back.
-            assert_eq!(s.apply(live(1, vec![], 3)).await, Ok(vec![]));
+            assert_eq!(applied(s, live(1, vec![], 3)).await, Ok(vec![]));
             assert_eq!(record(s).await.checkpoint, 7);
         }
 
@@ -262,16 +272,16 @@ macro_rules! read_store_contract {
             let s = &f.store;
             let a = item("a");
             let write = |value: &str, version| live(1, vec![put(&a, json!(value), version)], 1);
-            assert_eq!(s.apply(write("two", 2)).await, Ok(vec![a.clone()]));
+            assert_eq!(applied(s, write("two", 2)).await, Ok(vec![a.clone()]));
             assert_eq!(
-                s.apply(write("two", 2)).await,
+                applied(s, write("two", 2)).await,
                 Ok(vec![]),
                 "a repeat is not a change"
             );
-            let older = s.apply(write("one", 1)).await;
+            let older = applied(s, write("one", 1)).await;
             assert_eq!(older, Ok(vec![]), "an older write is not a change");
             assert_eq!(
-                s.apply(write("again", 2)).await,
+                applied(s, write("again", 2)).await,
                 Ok(vec![]),
                 "nor one at the same version"
             );
@@ -280,13 +290,16 @@ macro_rules! read_store_contract {
             // Cells keep their own versions: an older version of another
             // cell is still news.
             let stock = set(&a, "stock", json!(5), 1);
-            assert_eq!(s.apply(live(1, vec![stock], 1)).await, Ok(vec![a.clone()]));
+            assert_eq!(
+                applied(s, live(1, vec![stock], 1)).await,
+                Ok(vec![a.clone()])
+            );
             let stored = s.get(1, &a).await.unwrap().expect("live row");
             assert_eq!(stored.value("doc"), Some(json!("two")));
             assert_eq!(stored.value("stock"), Some(json!(5)));
             assert_eq!(stored.version(), 2);
 
-            assert_eq!(s.apply(write("three", 3)).await, Ok(vec![a.clone()]));
+            assert_eq!(applied(s, write("three", 3)).await, Ok(vec![a.clone()]));
             assert_eq!(doc(s, 1, &a).await, Some(json!("three")));
         }
 
@@ -295,16 +308,15 @@ macro_rules! read_store_contract {
             let Some(f) = registered().await else { return };
             let s = &f.store;
             let (a, b) = (slot("red", "a"), slot("red", "b"));
-            s.apply(live(
-                1,
-                vec![put(&a, json!("A"), 1), put(&b, json!("B"), 1)],
-                1,
-            ))
+            applied(
+                s,
+                live(1, vec![put(&a, json!("A"), 1), put(&b, json!("B"), 1)], 1),
+            )
             .await
             .unwrap();
 
             assert_eq!(
-                s.apply(live(1, vec![delete(&a, 2)], 2)).await,
+                applied(s, live(1, vec![delete(&a, 2)], 2)).await,
                 Ok(vec![a.clone()])
             );
             assert_eq!(
@@ -318,20 +330,23 @@ macro_rules! read_store_contract {
             assert_eq!(tombstone, Some(2), "the tombstone is kept");
 
             assert_eq!(
-                s.apply(live(1, vec![put(&a, json!("A"), 1)], 2)).await,
+                applied(s, live(1, vec![put(&a, json!("A"), 1)], 2)).await,
                 Ok(vec![]),
                 "a replayed older write does not bring the row back"
             );
             assert_eq!(s.get(1, &a).await, Ok(None));
-            assert_eq!(s.apply(live(1, vec![delete(&a, 2)], 2)).await, Ok(vec![]));
+            assert_eq!(
+                applied(s, live(1, vec![delete(&a, 2)], 2)).await,
+                Ok(vec![])
+            );
             let never = slot("red", "never");
             assert_eq!(
-                s.apply(live(1, vec![delete(&never, 1)], 2)).await,
+                applied(s, live(1, vec![delete(&never, 1)], 2)).await,
                 Ok(vec![]),
                 "deleting a row nobody saw changes nothing visible"
             );
 
-            let revived = s.apply(live(1, vec![put(&a, json!("A3"), 3)], 3)).await;
+            let revived = applied(s, live(1, vec![put(&a, json!("A3"), 3)], 3)).await;
             assert_eq!(revived, Ok(vec![a.clone()]));
             assert_eq!(
                 doc(s, 1, &a).await,
@@ -350,8 +365,8 @@ macro_rules! read_store_contract {
                 .map(|c| put(&slot("red", c), json!(c), 1))
                 .collect();
             deltas.push(put(&slot("blue", "a"), json!("other partition"), 1));
-            s.apply(live(1, deltas, 1)).await.unwrap();
-            s.apply(live(1, vec![delete(&slot("red", "bb"), 2)], 2))
+            applied(s, live(1, deltas, 1)).await.unwrap();
+            applied(s, live(1, vec![delete(&slot("red", "bb"), 2)], 2))
                 .await
                 .unwrap();
 
@@ -383,7 +398,7 @@ macro_rules! read_store_contract {
                 .into_iter()
                 .map(|c| put(&slot("red", c), json!(c), 1))
                 .collect();
-            s.apply(live(1, deltas, 1)).await.unwrap();
+            applied(s, live(1, deltas, 1)).await.unwrap();
             assert_eq!(page(s, 1, "red", None, 1).await, [""]);
             assert_eq!(
                 page(s, 1, "red", Some(""), 1).await,
@@ -399,14 +414,14 @@ macro_rules! read_store_contract {
             let a = item("a");
             let superseded = Err(ReadStoreError::Superseded);
             assert_eq!(
-                s.apply(live(2, vec![put(&a, json!("A"), 1)], 5)).await,
+                applied(s, live(2, vec![put(&a, json!("A"), 1)], 5)).await,
                 superseded
             );
-            let no_build = s.apply(build(1, vec![put(&a, json!("A"), 1)], 5)).await;
+            let no_build = applied(s, build(1, vec![put(&a, json!("A"), 1)], 5)).await;
             assert_eq!(no_build, superseded, "no build runs");
             let mut stranger = live(1, vec![put(&a, json!("A"), 1)], 5);
             stranger.projection = "unregistered".into();
-            assert_eq!(s.apply(stranger).await, superseded);
+            assert_eq!(applied(s, stranger).await, superseded);
             assert_eq!(doc(s, 1, &a).await, None);
             assert_eq!(record(s).await.checkpoint, 0);
         }
@@ -419,14 +434,14 @@ macro_rules! read_store_contract {
             s.set_paused(PROJECTION, true).await.unwrap();
             assert!(record(s).await.paused);
             assert_eq!(
-                s.apply(live(1, vec![put(&a, json!("A"), 1)], 5)).await,
+                applied(s, live(1, vec![put(&a, json!("A"), 1)], 5)).await,
                 Err(ReadStoreError::Superseded)
             );
             assert_eq!(doc(s, 1, &a).await, None);
             assert_eq!(record(s).await.checkpoint, 0);
 
             s.set_paused(PROJECTION, false).await.unwrap();
-            let resumed = s.apply(live(1, vec![put(&a, json!("A"), 1)], 5)).await;
+            let resumed = applied(s, live(1, vec![put(&a, json!("A"), 1)], 5)).await;
             assert_eq!(resumed, Ok(vec![a.clone()]));
             assert_eq!(doc(s, 1, &a).await, Some(json!("A")));
 
@@ -446,7 +461,7 @@ macro_rules! read_store_contract {
             let Some(f) = registered().await else { return };
             let s = &f.store;
             let (old, new) = (item("old"), item("new"));
-            s.apply(live(1, vec![put(&old, json!("v1"), 1)], 10))
+            applied(s, live(1, vec![put(&old, json!("v1"), 1)], 10))
                 .await
                 .unwrap();
             assert_eq!(doc(s, 1, &old).await, Some(json!("v1")));
@@ -463,7 +478,7 @@ macro_rules! read_store_contract {
             };
             assert_eq!(started.build, Some(building));
 
-            s.apply(build(g, vec![put(&new, json!("v2"), 1)], 6))
+            applied(s, build(g, vec![put(&new, json!("v2"), 1)], 6))
                 .await
                 .unwrap();
             assert_eq!(
@@ -476,9 +491,12 @@ macro_rules! read_store_contract {
             assert_eq!(behind.build.map(|b| b.checkpoint), Some(6));
             assert_eq!(doc(s, 1, &old).await, Some(json!("v1")));
 
-            s.apply(build(g, vec![put(&slot("red", "new"), json!("v2"), 1)], 10))
-                .await
-                .unwrap();
+            applied(
+                s,
+                build(g, vec![put(&slot("red", "new"), json!("v2"), 1)], 10),
+            )
+            .await
+            .unwrap();
             s.set_failure(PROJECTION, Some("the bug the rebuild fixes"))
                 .await
                 .unwrap();
@@ -510,12 +528,11 @@ macro_rules! read_store_contract {
                 "{gone:?}"
             );
             assert_eq!(
-                s.apply(live(1, vec![put(&old, json!("late"), 2)], 11))
-                    .await,
+                applied(s, live(1, vec![put(&old, json!("late"), 2)], 11)).await,
                 Err(ReadStoreError::Superseded),
                 "the old generation's live runner is told it was replaced"
             );
-            let onwards = s.apply(live(g, vec![put(&new, json!("v3"), 2)], 11)).await;
+            let onwards = applied(s, live(g, vec![put(&new, json!("v3"), 2)], 11)).await;
             assert_eq!(onwards, Ok(vec![new.clone()]));
             assert_eq!(record(s).await.checkpoint, 11);
         }
@@ -527,7 +544,7 @@ macro_rules! read_store_contract {
             let no_build = s.finish_build(PROJECTION, 2).await;
             assert_eq!(no_build, Err(ReadStoreError::Superseded), "no build runs");
             let first = s.start_build(PROJECTION, 1, TABLES).await.unwrap();
-            s.apply(build(first, vec![put(&item("a"), json!("first"), 1)], 3))
+            applied(s, build(first, vec![put(&item("a"), json!("first"), 1)], 3))
                 .await
                 .unwrap();
 
@@ -535,8 +552,7 @@ macro_rules! read_store_contract {
             assert_ne!(second, first);
             assert_ne!(second, 1);
             assert_eq!(
-                s.apply(build(first, vec![put(&item("a"), json!("late"), 2)], 4))
-                    .await,
+                applied(s, build(first, vec![put(&item("a"), json!("late"), 2)], 4)).await,
                 Err(ReadStoreError::Superseded)
             );
             assert_eq!(

@@ -124,9 +124,16 @@ impl RunnerObserver for Progress {
         });
     }
 
-    fn failed(&self, projection: &str, error: &str) {
-        self.seen
-            .send_modify(|s| s.failures.push(format!("{projection}: {error}")));
+    fn dead_lettered(
+        &self,
+        projection: &str,
+        event: &shopstream_infra::event_store::RecordedEvent,
+        error: &str,
+    ) {
+        self.seen.send_modify(|s| {
+            s.failures
+                .push(format!("{projection}: event {}: {error}", event.position))
+        });
     }
 }
 

@@ -144,12 +144,12 @@ async fn delivering_the_whole_history_again_changes_nothing() {
                     projection: projection.to_string(),
                     target: Target::Live(generations[reader.projection.tables()[0]]),
                     deltas: deltas(writes),
-                    checkpoint: event.position,
+                    checkpoint: shopstream_infra::read_store::Checkpoint::Position(event.position),
                 })
                 .await
                 .expect("a redelivered batch is accepted");
             assert!(
-                changed.is_empty(),
+                changed.changed.is_empty(),
                 "redelivering {} at {} to {projection} changed {changed:?}",
                 event.event_type,
                 event.position
@@ -376,7 +376,7 @@ async fn a_rebuild_with_nothing_to_apply_finishes_after_the_live_runner_checkpoi
             projection: customers.name().to_string(),
             target: Target::Live(record.generation),
             deltas: vec![],
-            checkpoint: side.head().await,
+            checkpoint: shopstream_infra::read_store::Checkpoint::Position(side.head().await),
         })
         .await
         .unwrap();

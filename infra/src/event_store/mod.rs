@@ -185,6 +185,61 @@ impl Serialize for RecordedEvent {
     }
 }
 
+/// The recorded event's JSON form (API.md), read back: NDJSON exports,
+/// Kafka message values.
+#[derive(Deserialize)]
+struct WireEvent {
+    event_id: Uuid,
+    stream: String,
+    revision: u64,
+    position: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema_version: u16,
+    recorded_at: DateTime<Utc>,
+    data: Box<RawValue>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+impl<'de> Deserialize<'de> for RecordedEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WireEvent::deserialize(d)?;
+        Ok(RecordedEvent {
+            event_id: w.event_id,
+            stream: w.stream,
+            revision: w.revision,
+            position: w.position,
+            event_type: w.event_type,
+            schema_version: w.schema_version,
+            recorded_at: w.recorded_at,
+            data: w.data,
+            metadata: w.metadata,
+        })
+    }
+}
+
+impl RecordedEvent {
+    /// The event as it may leave the system: secret fields (password
+    /// hashes) replaced by `"[redacted]"`.
+    pub fn redacted(&self) -> Result<std::borrow::Cow<'_, RecordedEvent>, serde_json::Error> {
+        for (event_type, field) in shopstream_domain::customer::SECRET_FIELDS {
+            if self.event_type != *event_type {
+                continue;
+            }
+            let mut data: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(self.data.get())?;
+            if data.contains_key(*field) {
+                data.insert(field.to_string(), "[redacted]".into());
+                let mut clean = self.clone();
+                clean.data = serde_json::value::to_raw_value(&data)?;
+                return Ok(std::borrow::Cow::Owned(clean));
+            }
+        }
+        Ok(std::borrow::Cow::Borrowed(self))
+    }
+}
+
 /// Which direction to read a stream in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

@@ -63,13 +63,55 @@ pub struct Delta {
     pub whole: bool,
 }
 
+/// How far a batch's events reach into `$all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Every event up to this position (a feed in `$all`'s order).
+    Position(u64),
+    /// Per partition of a feed that keeps order only within a partition
+    /// (Kafka): the position each partition has been read to. The
+    /// projection reflects position `p` once every one of `total` partitions
+    /// is past `p`.
+    Partitions {
+        total: u32,
+        positions: Vec<(i32, u64)>,
+    },
+}
+
 /// A projection's writes for a run of events, and how far that run went.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub projection: String,
     pub target: Target,
     pub deltas: Vec<Delta>,
+    pub checkpoint: Checkpoint,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Rows whose visible state changed.
+    pub changed: Vec<RowKey>,
+    /// How far the projection now reflects `$all` (every event up to here).
     pub checkpoint: u64,
+}
+
+/// How far one partition of a partitioned feed is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionProgress {
+    pub partition: i32,
+    /// Every event of the partition up to here is applied.
+    pub position: u64,
+}
+
+/// An event a projection could not apply, set aside so the rest go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub projection: String,
+    pub position: u64,
+    pub event_id: String,
+    pub event_type: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,9 +152,41 @@ pub trait ReadStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(String, Row)>, ReadStoreError>;
 
-    /// Writes a batch and its checkpoint atomically; returns the rows whose
-    /// visible state changed.
-    async fn apply(&self, batch: Batch) -> Result<Vec<RowKey>, ReadStoreError>;
+    /// Writes a batch and its checkpoint atomically.
+    async fn apply(&self, batch: Batch) -> Result<Applied, ReadStoreError>;
+
+    /// The live generation's progress per partition (partitioned feeds).
+    async fn partitions(&self, projection: &str) -> Result<Vec<PartitionProgress>, ReadStoreError>;
+
+    /// Sets an event aside that a projection could not apply.
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), ReadStoreError>;
+
+    /// How many events each projection has set aside.
+    async fn dead_letters(&self) -> Result<Vec<(String, u64)>, ReadStoreError>;
+
+    /// Takes (or renews) a named lease for `ttl` unless someone else holds
+    /// it; returns whether `holder` holds it now. One relay at a time.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, ReadStoreError>;
+
+    /// Gives a lease up at once (a clean stop).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), ReadStoreError>;
+
+    /// The position a lease's holder has recorded (0 at first).
+    async fn lease_position(&self, name: &str) -> Result<u64, ReadStoreError>;
+
+    /// Records a position under a lease; `false` if another holder took it
+    /// (a lease that ran out but was not taken is still its holder's).
+    async fn advance_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        position: u64,
+    ) -> Result<bool, ReadStoreError>;
 
     async fn projections(&self) -> Result<Vec<ProjectionRecord>, ReadStoreError>;
 

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Batch, BuildRecord, ProjectionRecord, ReadStore, ReadStoreError, Row, RowKey, Target, physical,
+    Applied, Batch, BuildRecord, Checkpoint, DeadLetter, PartitionProgress, ProjectionRecord,
+    ReadStore, ReadStoreError, Row, RowKey, Target, physical,
 };
 use crate::Durability;
 use crate::sqlite::{ReadPool, open_writer};
@@ -31,7 +32,32 @@ CREATE TABLE IF NOT EXISTS projections (
     build_version    INTEGER,
     build_generation INTEGER,
     build_checkpoint INTEGER,
-    build_tables     TEXT
+    build_tables     TEXT,
+    -- With a partitioned feed: the furthest any partition has been applied
+    -- (a rebuild may only take over once it is at least this far).
+    high             INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS partition_progress (
+    projection TEXT    NOT NULL,
+    generation INTEGER NOT NULL,
+    partition  INTEGER NOT NULL,
+    position   INTEGER NOT NULL,
+    PRIMARY KEY (projection, generation, partition)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    projection TEXT    NOT NULL,
+    position   INTEGER NOT NULL,
+    event_id   TEXT    NOT NULL,
+    event_type TEXT    NOT NULL,
+    error      TEXT    NOT NULL,
+    at         TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (projection, event_id)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT    NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    position   INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -105,6 +131,113 @@ fn drop_tables(conn: &Connection, tables_json: &str, generation: u32) -> rusqlit
     Ok(())
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Moves the batch's target checkpoint on (refusing a generation that is
+/// no longer the target's), and returns the generation written and how far
+/// the projection now reflects `$all`.
+fn record_progress(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &Batch,
+) -> Result<(u32, u64), ReadStoreError> {
+    let superseded = |moved: usize| {
+        if moved == 0 {
+            Err(ReadStoreError::Superseded)
+        } else {
+            Ok(())
+        }
+    };
+    match (&batch.target, &batch.checkpoint) {
+        (Target::Build(g), checkpoint) => {
+            let position = match checkpoint {
+                Checkpoint::Position(p) => *p,
+                Checkpoint::Partitions { .. } => {
+                    return Err(ReadStoreError::Unavailable(
+                        "a rebuild reads $all in order".into(),
+                    ));
+                }
+            };
+            superseded(
+                tx.execute(
+                    "UPDATE projections SET build_checkpoint = ?1 \
+                     WHERE name = ?2 AND build_generation = ?3",
+                    params![position as i64, batch.projection, g],
+                )
+                .map_err(sql_err)?,
+            )?;
+            Ok((*g, position))
+        }
+        (Target::Live(g), Checkpoint::Position(p)) => {
+            superseded(
+                tx.execute(
+                    "UPDATE projections SET checkpoint = MAX(checkpoint, ?1), high = MAX(high, ?1) \
+                     WHERE name = ?2 AND generation = ?3 AND paused = 0",
+                    params![*p as i64, batch.projection, g],
+                )
+                .map_err(sql_err)?,
+            )?;
+            let checkpoint: i64 = tx
+                .query_row(
+                    "SELECT checkpoint FROM projections WHERE name = ?1",
+                    [&batch.projection],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)?;
+            Ok((*g, checkpoint as u64))
+        }
+        (Target::Live(g), Checkpoint::Partitions { total, positions }) => {
+            superseded(
+                tx.execute(
+                    "UPDATE projections SET high = high WHERE name = ?1 AND generation = ?2 AND paused = 0",
+                    params![batch.projection, g],
+                )
+                .map_err(sql_err)?,
+            )?;
+            for (partition, position) in positions {
+                tx.prepare_cached(
+                    "INSERT INTO partition_progress (projection, generation, partition, position) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (projection, generation, partition) \
+                     DO UPDATE SET position = MAX(position, excluded.position)",
+                )
+                .map_err(sql_err)?
+                .execute(params![batch.projection, g, partition, *position as i64])
+                .map_err(sql_err)?;
+            }
+            // Every partition past `p` means every event up to `p` is in.
+            let (count, low, high): (i64, Option<i64>, Option<i64>) = tx
+                .query_row(
+                    "SELECT COUNT(*), MIN(position), MAX(position) FROM partition_progress \
+                     WHERE projection = ?1 AND generation = ?2",
+                    params![batch.projection, g],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(sql_err)?;
+            let low = if count as u32 >= *total {
+                low.unwrap_or(0)
+            } else {
+                0
+            };
+            tx.execute(
+                "UPDATE projections SET checkpoint = MAX(checkpoint, ?1), high = MAX(high, ?2) WHERE name = ?3",
+                params![low, high.unwrap_or(0), batch.projection],
+            )
+            .map_err(sql_err)?;
+            let checkpoint: i64 = tx
+                .query_row(
+                    "SELECT checkpoint FROM projections WHERE name = ?1",
+                    [&batch.projection],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)?;
+            Ok((*g, checkpoint as u64))
+        }
+    }
+}
+
 fn decode_row(text: &str) -> Result<Row, ReadStoreError> {
     serde_json::from_str(text).map_err(|e| ReadStoreError::Corrupt(e.to_string()))
 }
@@ -138,6 +271,17 @@ impl SqliteReadStore {
         }
         let conn = open_writer(&path, Durability::Os).map_err(unavailable)?;
         conn.execute_batch(REGISTRY).map_err(unavailable)?;
+        // Files made before partitioned feeds lack the `high` column.
+        let has_high = conn
+            .prepare("SELECT 1 FROM pragma_table_info('projections') WHERE name = 'high'")
+            .and_then(|mut q| q.exists([]))
+            .map_err(unavailable)?;
+        if !has_high {
+            conn.execute_batch(
+                "ALTER TABLE projections ADD COLUMN high INTEGER NOT NULL DEFAULT 0",
+            )
+            .map_err(unavailable)?;
+        }
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),
             reads: ReadPool::new(path, 32),
@@ -257,32 +401,12 @@ impl ReadStore for SqliteReadStore {
         .await
     }
 
-    async fn apply(&self, batch: Batch) -> Result<Vec<RowKey>, ReadStoreError> {
+    async fn apply(&self, batch: Batch) -> Result<Applied, ReadStoreError> {
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_err)?;
-            let (generation, moved) = match batch.target {
-                Target::Live(g) => (
-                    g,
-                    tx.execute(
-                        "UPDATE projections SET checkpoint = MAX(checkpoint, ?1) \
-                         WHERE name = ?2 AND generation = ?3 AND paused = 0",
-                        params![batch.checkpoint as i64, batch.projection, g],
-                    ),
-                ),
-                Target::Build(g) => (
-                    g,
-                    tx.execute(
-                        "UPDATE projections SET build_checkpoint = ?1 \
-                         WHERE name = ?2 AND build_generation = ?3",
-                        params![batch.checkpoint as i64, batch.projection, g],
-                    ),
-                ),
-            };
-            if moved.map_err(sql_err)? == 0 {
-                return Err(ReadStoreError::Superseded);
-            }
+            let (generation, checkpoint) = record_progress(&tx, &batch)?;
             let mut changed = Vec::new();
             for delta in &batch.deltas {
                 let (row, was_live) = if delta.whole {
@@ -315,7 +439,137 @@ impl ReadStore for SqliteReadStore {
                 }
             }
             tx.commit().map_err(sql_err)?;
-            Ok(changed)
+            Ok(Applied {
+                changed,
+                checkpoint,
+            })
+        })
+        .await
+    }
+
+    async fn partitions(&self, projection: &str) -> Result<Vec<PartitionProgress>, ReadStoreError> {
+        let projection = projection.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT p.partition, p.position FROM partition_progress p \
+                 JOIN projections r ON r.name = p.projection AND r.generation = p.generation \
+                 WHERE p.projection = ?1 ORDER BY p.partition",
+            )
+            .map_err(sql_err)?
+            .query_map([projection], |r| {
+                Ok(PartitionProgress {
+                    partition: r.get(0)?,
+                    position: r.get::<_, i64>(1)? as u64,
+                })
+            })
+            .map_err(sql_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), ReadStoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO dead_letters (projection, position, event_id, event_type, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    letter.projection,
+                    letter.position as i64,
+                    letter.event_id,
+                    letter.event_type,
+                    letter.error
+                ],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<(String, u64)>, ReadStoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT projection, COUNT(*) FROM dead_letters GROUP BY projection ORDER BY projection",
+            )
+            .map_err(sql_err)?
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(sql_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, ReadStoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |conn| {
+            let now = now_ms();
+            let until = now + ttl.as_millis() as i64;
+            conn.execute(
+                "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms \
+                 WHERE leases.holder = excluded.holder OR leases.expires_ms < ?4",
+                params![name, holder, until, now],
+            )
+            .map_err(sql_err)?;
+            let current: String = conn
+                .query_row("SELECT holder FROM leases WHERE name = ?1", [&name], |r| r.get(0))
+                .map_err(sql_err)?;
+            Ok(current == holder)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), ReadStoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease_position(&self, name: &str) -> Result<u64, ReadStoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT position FROM leases WHERE name = ?1",
+                [&name],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|p| p.unwrap_or(0) as u64)
+            .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn advance_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        position: u64,
+    ) -> Result<bool, ReadStoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |conn| {
+            let moved = conn
+                .execute(
+                    "UPDATE leases SET position = MAX(position, ?1) WHERE name = ?2 AND holder = ?3",
+                    params![position as i64, name, holder],
+                )
+                .map_err(sql_err)?;
+            Ok(moved == 1)
         })
         .await
     }
@@ -418,7 +672,7 @@ impl ReadStore for SqliteReadStore {
                 .map_err(sql_err)?;
             let current = tx
                 .query_row(
-                    "SELECT generation, checkpoint, tables, build_generation, build_checkpoint, \
+                    "SELECT generation, MAX(checkpoint, high), tables, build_generation, build_checkpoint, \
                      build_version, build_tables FROM projections WHERE name = ?1",
                     [&name],
                     |r| {
@@ -447,10 +701,16 @@ impl ReadStore for SqliteReadStore {
                 return Ok(false);
             }
             tx.execute(
-                "UPDATE projections SET version = ?1, generation = ?2, checkpoint = ?3, tables = ?4, \
-                 failure = NULL, build_version = NULL, build_generation = NULL, \
+                "UPDATE projections SET version = ?1, generation = ?2, checkpoint = ?3, high = ?3, \
+                 tables = ?4, failure = NULL, build_version = NULL, build_generation = NULL, \
                  build_checkpoint = NULL, build_tables = NULL WHERE name = ?5",
                 params![v, g, cp, t, name],
+            )
+            .map_err(sql_err)?;
+            // A partitioned feed's partitions start over in the new generation.
+            tx.execute(
+                "DELETE FROM partition_progress WHERE projection = ?1 AND generation <> ?2",
+                params![name, g],
             )
             .map_err(sql_err)?;
             drop_tables(&tx, &live_tables, live_generation).map_err(sql_err)?;

@@ -20,7 +20,8 @@ use chrono::Utc;
 use shopstream_projections::{Envelope, Projection, ProjectionError, Row, RowKey};
 
 use crate::event_store::{AllSlice, EventFilter, EventStore, RecordedEvent, StoreError};
-use crate::read_store::{Batch, ReadStore, ReadStoreError, Target};
+use crate::feed::{EventFeed, FeedError, StoreFeed};
+use crate::read_store::{Batch, Checkpoint, DeadLetter, ReadStore, ReadStoreError, Target};
 use overlay::Overlay;
 
 /// Who hears about a runner's progress: the query cache (rows changed,
@@ -40,8 +41,9 @@ pub trait RunnerObserver: Send + Sync + 'static {
     /// A rebuilt generation became live at `checkpoint`.
     fn switched(&self, projection: &str, generation: u32, checkpoint: u64);
 
-    /// The live runner stopped on an event it cannot apply.
-    fn failed(&self, projection: &str, error: &str);
+    /// The projection could not apply this event; it was set aside (the
+    /// read store's dead letters, and the feed's) and the rest went on.
+    fn dead_lettered(&self, projection: &str, event: &RecordedEvent, error: &str);
 }
 
 /// Progress of a rebuild: how far it is, and where `$all` ended when it
@@ -62,15 +64,8 @@ pub enum RunnerError {
     Events(#[from] StoreError),
     #[error(transparent)]
     Rows(#[from] ReadStoreError),
-    /// The projection cannot apply an event: a bug or bad data. The live
-    /// runner stops and says so; a rebuild after the fix starts it again.
-    #[error("{projection} cannot apply event {position} ({event_type}): {error}")]
-    Projection {
-        projection: String,
-        position: u64,
-        event_type: String,
-        error: String,
-    },
+    #[error(transparent)]
+    Feed(#[from] FeedError),
 }
 
 /// Rows a runner remembers between batches (it is their only writer, so
@@ -204,6 +199,8 @@ pub struct ProjectionRunner {
     events: Arc<dyn EventStore>,
     rows: Arc<dyn ReadStore>,
     observer: Arc<dyn RunnerObserver>,
+    /// Where live events come from (the event store itself by default).
+    feed: Arc<dyn EventFeed>,
     /// Events read per page while rebuilding.
     build_page: usize,
 }
@@ -216,12 +213,20 @@ impl ProjectionRunner {
         observer: Arc<dyn RunnerObserver>,
     ) -> Self {
         Self {
+            feed: Arc::new(StoreFeed::new(events.clone())),
             projection,
             events,
             rows,
             observer,
             build_page: BUILD_PAGE,
         }
+    }
+
+    /// Takes live events from `feed` (Kafka) instead of the event store's
+    /// own subscription. Rebuilds still read the event store.
+    pub fn with_feed(mut self, feed: Arc<dyn EventFeed>) -> Self {
+        self.feed = feed;
+        self
     }
 
     /// Reads pages of `page` events while rebuilding (tests use small ones).
@@ -289,14 +294,11 @@ impl ProjectionRunner {
             Err(RunnerError::Rows(ReadStoreError::Superseded | ReadStoreError::NoSuchTable(_))) => {
                 Ok(())
             }
-            Err(RunnerError::Projection {
-                projection,
-                error: why,
-                ..
-            }) => {
-                tracing::error!(projection, error = %why, "projection failed");
+            // The read store holds something it cannot read: stop, say so,
+            // and wait for an operator (a rebuild or a resume).
+            Err(RunnerError::Rows(ReadStoreError::Corrupt(why))) => {
+                tracing::error!(projection = self.name(), error = %why, "projection failed");
                 self.rows.set_failure(self.name(), Some(&why)).await?;
-                self.observer.failed(self.name(), &why);
                 Ok(())
             }
             other => other,
@@ -305,38 +307,42 @@ impl ProjectionRunner {
 
     /// Applies new events to the live generation until superseded.
     async fn live(&self, generation: u32, checkpoint: u64) -> Result<(), RunnerError> {
-        let mut subscription = self.events.subscribe_all(checkpoint, self.filter()).await?;
-        let mut known = Known::new(self.projection.reads(), false);
+        let p = &self.projection;
+        let subscriber = format!("{}.v{}", p.name(), p.version());
+        let mut feed = self
+            .feed
+            .subscribe(&subscriber, &p.event_types(), checkpoint)
+            .await?;
+        let mut known = Known::new(p.reads(), false);
         let mut persisted = std::time::Instant::now();
         loop {
-            let Ok(next) = tokio::time::timeout(IDLE_CHECKPOINT_EVERY, subscription.next()).await
-            else {
+            let Ok(next) = tokio::time::timeout(IDLE_CHECKPOINT_EVERY, feed.next()).await else {
                 // Quiet for a while: make sure this generation is still the
                 // live one (a rebuild elsewhere may have replaced it, and
                 // with nothing to apply no write would tell us).
                 self.still_live(generation).await?;
                 continue;
             };
-            let slice = next?;
-            if slice.events.is_empty() {
+            let batch = next?;
+            if let (true, Checkpoint::Position(at)) = (batch.events.is_empty(), &batch.checkpoint) {
                 // Nothing for this projection: it is still up to date to
                 // here, which read-your-writes waits need to hear now. The
                 // checkpoint is written now and then; replaying a stretch
                 // of events that are not ours costs nothing.
-                self.observer
-                    .applied(self.name(), generation, slice.scanned_to, &[], &[]);
+                self.observer.applied(p.name(), generation, *at, &[], &[]);
                 if persisted.elapsed() < IDLE_CHECKPOINT_EVERY {
                     continue;
                 }
             }
-            let events: Vec<&RecordedEvent> = slice.events.iter().collect();
+            let events: Vec<&RecordedEvent> = batch.events.iter().collect();
             self.apply(
                 Target::Live(generation),
                 &events,
-                slice.scanned_to,
+                batch.checkpoint.clone(),
                 &mut known,
             )
             .await?;
+            feed.acknowledge(&batch).await?;
             persisted = std::time::Instant::now();
         }
     }
@@ -387,7 +393,7 @@ impl ProjectionRunner {
         self.apply(
             Target::Build(build.generation),
             &mine,
-            page.scanned_to,
+            Checkpoint::Position(page.scanned_to),
             &mut build.known,
         )
         .await?;
@@ -416,7 +422,7 @@ impl ProjectionRunner {
             self.apply(
                 Target::Build(build.generation),
                 &events,
-                slice.scanned_to,
+                Checkpoint::Position(slice.scanned_to),
                 &mut build.known,
             )
             .await?;
@@ -443,7 +449,7 @@ impl ProjectionRunner {
         &self,
         target: Target,
         events: &[&RecordedEvent],
-        scanned_to: u64,
+        checkpoint: Checkpoint,
         known: &mut Known,
     ) -> Result<(), RunnerError> {
         let generation = match target {
@@ -459,13 +465,13 @@ impl ProjectionRunner {
         // have a twin in another process, so the store merges its changes.
         let whole = matches!(target, Target::Build(_));
         let (deltas, now_known) = overlay.finish(whole, |key| known.base(key));
-        let changed = self
+        let applied = self
             .rows
             .apply(Batch {
                 projection: self.name().to_string(),
                 target,
                 deltas,
-                checkpoint: scanned_to,
+                checkpoint,
             })
             .await?;
         known.remember(now_known);
@@ -476,7 +482,7 @@ impl ProjectionRunner {
                 .map(|e| (now - e.recorded_at).to_std().unwrap_or_default())
                 .collect();
             self.observer
-                .applied(self.name(), g, scanned_to, &changed, &lags);
+                .applied(self.name(), g, applied.checkpoint, &applied.changed, &lags);
         }
         Ok(())
     }
@@ -522,12 +528,28 @@ impl ProjectionRunner {
                     }
                 }
                 Err(other) => {
-                    return Err(RunnerError::Projection {
-                        projection: self.name().to_string(),
-                        position: event.position,
-                        event_type: event.event_type.clone(),
-                        error: other.to_string(),
-                    });
+                    // A bug or bad data: set the event aside and go on, so
+                    // one event cannot stop a projection.
+                    let error = other.to_string();
+                    tracing::error!(
+                        projection = self.name(),
+                        position = event.position,
+                        event_type = %event.event_type,
+                        %error,
+                        "event set aside"
+                    );
+                    self.rows
+                        .dead_letter(DeadLetter {
+                            projection: self.name().to_string(),
+                            position: event.position,
+                            event_id: event.event_id.to_string(),
+                            event_type: event.event_type.clone(),
+                            error: error.clone(),
+                        })
+                        .await?;
+                    self.feed.dead_letter(event, &error).await?;
+                    self.observer.dead_lettered(self.name(), event, &error);
+                    return Ok(());
                 }
             }
         }

@@ -7,7 +7,7 @@ use shopstream_infra::read_store::RowKey;
 use shopstream_projections::Json;
 use shopstream_projections::catalogue::{
     ALL, INVENTORY_BY_SKU, PRODUCT_BY_ID, PRODUCT_BY_SKU, PRODUCT_SEARCH, PRODUCTS_BY_CATEGORY,
-    PRODUCTS_BY_NAME, STOCK, StockDoc,
+    PRODUCTS_BY_NAME, StockDoc,
 };
 use shopstream_projections::text::tokens;
 use uuid::Uuid;
@@ -17,7 +17,8 @@ use super::{Answer, Page, QueryError, QueryService, cursor, decode, doc, page};
 /// The projection every query here reads.
 pub const PROJECTION: &str = "catalogue";
 
-/// `GET /v1/products/{id}`: the product with its available stock.
+/// `GET /v1/products/{id}`: the product with its available stock (two rows,
+/// both watched by the cached answer).
 pub async fn product(q: &QueryService, id: Uuid) -> Result<Arc<Answer>, QueryError> {
     q.answer(PRODUCT_BY_ID, &format!("product/{id}"), async |r| {
         let row = r
@@ -25,7 +26,11 @@ pub async fn product(q: &QueryService, id: Uuid) -> Result<Arc<Answer>, QueryErr
             .await?
             .ok_or(QueryError::NotFound("product"))?;
         let mut product: Value = decode(doc(&row)?)?;
-        let stock: Option<StockDoc> = row.cell(STOCK).map(decode).transpose()?;
+        let sku = product["sku"].as_str().unwrap_or_default().to_string();
+        let stock: Option<StockDoc> = match r.get(&RowKey::single(INVENTORY_BY_SKU, sku)).await? {
+            Some(row) => Some(decode(doc(&row)?)?),
+            None => None,
+        };
         product["available"] = json!(stock.map_or(0, |s| s.available));
         Answer::json(&product, None)
     })

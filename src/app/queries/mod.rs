@@ -306,6 +306,15 @@ impl QueryService {
             .map_or(0, |tx| *tx.borrow())
     }
 
+    /// Another process's runner applied a batch (heard through Kafka): a
+    /// generation this node did not know of yet means a rebuild switched.
+    pub fn heard(&self, projection: &str, generation: u32, checkpoint: u64, changed: &[RowKey]) {
+        if self.generation(projection) != generation {
+            self.switched(projection, generation, checkpoint);
+        }
+        self.applied(projection, generation, checkpoint, changed, &[]);
+    }
+
     pub fn rows(&self) -> &Arc<dyn ReadStore> {
         &self.rows
     }
@@ -380,8 +389,22 @@ impl RunnerObserver for QueryService {
         );
     }
 
-    fn failed(&self, projection: &str, error: &str) {
-        tracing::error!(projection, error, "projection stopped");
+    fn dead_lettered(
+        &self,
+        projection: &str,
+        event: &shopstream_infra::event_store::RecordedEvent,
+        error: &str,
+    ) {
+        self.metrics
+            .dead_letters
+            .with_label_values(&[projection])
+            .inc();
+        tracing::error!(
+            projection,
+            position = event.position,
+            error,
+            "event set aside"
+        );
     }
 }
 

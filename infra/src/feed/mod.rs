@@ -1,0 +1,118 @@
+//! The EventFeed port: how projection runners receive recorded events.
+//!
+//! Two adapters: the event store's own catch-up subscription (embedded, in
+//! `$all`'s order, progress is one position), and Kafka (a relay produces
+//! `$all` to a topic keyed by stream; runners consume it in consumer groups,
+//! in order within each partition, progress is a position per partition).
+//! Delivery is at least once either way: a runner acknowledges a batch only
+//! after the read store holds its rows, and rows ignore what they have seen.
+
+pub mod kafka;
+
+use async_trait::async_trait;
+
+use crate::event_store::{EventFilter, EventStore, RecordedEvent, StoreError, Subscription};
+use crate::read_store::Checkpoint;
+
+/// A run of events for one subscriber, and how far it reaches.
+pub struct FeedBatch {
+    pub events: Vec<RecordedEvent>,
+    pub checkpoint: Checkpoint,
+    /// What the adapter needs to acknowledge the batch (Kafka offsets).
+    pub(crate) ack: Ack,
+}
+
+/// How a batch is acknowledged.
+pub(crate) enum Ack {
+    /// Nothing to do: the read store's checkpoint is the progress.
+    None,
+    /// Offsets to commit, per partition (the next offset to read).
+    Offsets(Vec<(i32, i64)>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error(transparent)]
+    Events(#[from] StoreError),
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("a message on the feed is unreadable: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait EventFeed: Send + Sync + 'static {
+    /// Subscribes `subscriber` (a projection at a version) to events of
+    /// these types. The embedded feed starts after `from`; Kafka starts
+    /// where the subscriber's consumer group last committed.
+    async fn subscribe(
+        &self,
+        subscriber: &str,
+        types: &[&str],
+        from: u64,
+    ) -> Result<Box<dyn FeedSubscription>, FeedError>;
+
+    /// Sets aside an event a projection could not apply (Kafka: the
+    /// dead-letter topic). The read store records it either way.
+    async fn dead_letter(&self, event: &RecordedEvent, error: &str) -> Result<(), FeedError>;
+}
+
+#[async_trait]
+pub trait FeedSubscription: Send {
+    /// The next events (waits for at least one, or for progress to report).
+    async fn next(&mut self) -> Result<FeedBatch, FeedError>;
+
+    /// The batch's rows are durable: the feed may move past it.
+    async fn acknowledge(&mut self, batch: &FeedBatch) -> Result<(), FeedError>;
+}
+
+/// The embedded feed: the event store's catch-up subscription to `$all`.
+pub struct StoreFeed {
+    events: std::sync::Arc<dyn EventStore>,
+}
+
+impl StoreFeed {
+    pub fn new(events: std::sync::Arc<dyn EventStore>) -> Self {
+        Self { events }
+    }
+}
+
+struct StoreSubscription(Box<dyn Subscription>);
+
+#[async_trait]
+impl EventFeed for StoreFeed {
+    async fn subscribe(
+        &self,
+        _subscriber: &str,
+        types: &[&str],
+        from: u64,
+    ) -> Result<Box<dyn FeedSubscription>, FeedError> {
+        let filter = EventFilter {
+            types: types.iter().map(|t| t.to_string()).collect(),
+            stream_prefix: None,
+        };
+        Ok(Box::new(StoreSubscription(
+            self.events.subscribe_all(from, filter).await?,
+        )))
+    }
+
+    async fn dead_letter(&self, _event: &RecordedEvent, _error: &str) -> Result<(), FeedError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FeedSubscription for StoreSubscription {
+    async fn next(&mut self) -> Result<FeedBatch, FeedError> {
+        let slice = self.0.next().await?;
+        Ok(FeedBatch {
+            events: slice.events,
+            checkpoint: Checkpoint::Position(slice.scanned_to),
+            ack: Ack::None,
+        })
+    }
+
+    async fn acknowledge(&mut self, _batch: &FeedBatch) -> Result<(), FeedError> {
+        Ok(())
+    }
+}

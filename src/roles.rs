@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use shopstream_infra::event_store::RecordedEvent;
 use shopstream_infra::feed::kafka::{Invalidation, Invalidations, KafkaFeed, Relay, RelayProgress};
 use shopstream_infra::read_store::RowKey;
@@ -73,10 +72,21 @@ pub async fn relay(settings: &Settings) -> anyhow::Result<()> {
             last = now;
         }
     });
-    relay
-        .run(stop_on_signal(), progress)
-        .await
-        .context("relay stopped")
+    // A broker that is not there yet, or went away, is waited for: the
+    // relay starts over from its stored position.
+    let stop = stop_on_signal();
+    loop {
+        match relay.run(stop.clone(), progress.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "relay stopped; starting again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if *stop.borrow() {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 /// Publishes what a worker's runners did, for API nodes' caches and
@@ -124,7 +134,15 @@ impl RunnerObserver for Publish {
 pub async fn project(settings: &Settings, only: &[String]) -> anyhow::Result<()> {
     let (events, rows) = open_stores(settings).await?;
     let kafka = settings.kafka();
-    let feed = Arc::new(KafkaFeed::connect(kafka.clone()).await?);
+    let feed = loop {
+        match KafkaFeed::connect(kafka.clone()).await {
+            Ok(feed) => break Arc::new(feed),
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for Kafka");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
     let observer = Arc::new(Publish(Invalidations::new(kafka)?));
     let projections: Vec<_> = shopstream_projections::all()
         .into_iter()

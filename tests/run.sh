@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "cargo is needed: install Rust from rustup.rs" >&2; exit 1; }
 
+# The end-to-end Kafka smoke also runs against the tansu broker (a second,
+# independent Kafka implementation). Building it takes 10-20 minutes once.
+command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked

@@ -19,4 +19,5 @@ mod shop;
 mod broker;
 mod in_process;
 mod processes;
+mod tansu;
 mod topology;

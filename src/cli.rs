@@ -112,6 +112,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if matches!(cli.command, Command::Bench(_)) {
+        // Benchmarks print their results; the log says only what went
+        // wrong (RUST_LOG overrides, as everywhere).
+        telemetry::init(&crate::config::LogSettings {
+            format: crate::config::LogFormat::Pretty,
+            filter: "warn".into(),
+        });
+    }
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve().await,
@@ -119,12 +127,14 @@ pub fn main() -> ExitCode {
             Command::Relay => {
                 let settings = Settings::load()?;
                 telemetry::init(&settings.log);
-                crate::roles::relay(&settings).await
+                let (progress, seen) = tokio::sync::watch::channel(Default::default());
+                crate::roles::log_relay_progress(seen);
+                crate::roles::relay(&settings, crate::roles::stop_on_signal(), progress).await
             }
             Command::Project { projections } => {
                 let settings = Settings::load()?;
                 telemetry::init(&settings.log);
-                crate::roles::project(&settings, &projections).await
+                crate::roles::project(&settings, &projections, crate::roles::stop_on_signal()).await
             }
             Command::Bench(BenchCommand::Append(args)) => bench::append::run(args).await,
             Command::Bench(BenchCommand::Seed(args)) => bench::seed::run(args).await,

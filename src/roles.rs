@@ -45,8 +45,13 @@ pub fn process_name(role: &str) -> String {
     )
 }
 
-/// `shopstream relay`: produces `$all` to Kafka until stopped.
-pub async fn relay(settings: &Settings) -> anyhow::Result<()> {
+/// `shopstream relay`: produces `$all` to Kafka until `stop`, reporting
+/// what it relayed on `progress`.
+pub async fn relay(
+    settings: &Settings,
+    stop: watch::Receiver<bool>,
+    progress: watch::Sender<RelayProgress>,
+) -> anyhow::Result<()> {
     let (events, rows) = open_stores(settings).await?;
     let relay = Relay {
         events,
@@ -54,7 +59,24 @@ pub async fn relay(settings: &Settings) -> anyhow::Result<()> {
         settings: settings.kafka(),
         holder: process_name("relay"),
     };
-    let (progress, mut seen) = watch::channel(RelayProgress::default());
+    // A broker that is not there yet, or went away, is waited for: the
+    // relay starts over from its stored position.
+    loop {
+        match relay.run(stop.clone(), progress.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "relay stopped; starting again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if *stop.borrow() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Logs the relay's rate every ten seconds while it moves.
+pub fn log_relay_progress(mut seen: watch::Receiver<RelayProgress>) {
     tokio::spawn(async move {
         let mut last = RelayProgress::default();
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -72,21 +94,6 @@ pub async fn relay(settings: &Settings) -> anyhow::Result<()> {
             last = now;
         }
     });
-    // A broker that is not there yet, or went away, is waited for: the
-    // relay starts over from its stored position.
-    let stop = stop_on_signal();
-    loop {
-        match relay.run(stop.clone(), progress.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "relay stopped; starting again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if *stop.borrow() {
-                    return Ok(());
-                }
-            }
-        }
-    }
 }
 
 /// Publishes what a worker's runners did, for API nodes' caches and
@@ -130,8 +137,12 @@ impl RunnerObserver for Publish {
     }
 }
 
-/// `shopstream project`: projection runners consuming Kafka until stopped.
-pub async fn project(settings: &Settings, only: &[String]) -> anyhow::Result<()> {
+/// `shopstream project`: projection runners consuming Kafka until `stop`.
+pub async fn project(
+    settings: &Settings,
+    only: &[String],
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let (events, rows) = open_stores(settings).await?;
     let kafka = settings.kafka();
     let feed = loop {
@@ -158,8 +169,7 @@ pub async fn project(settings: &Settings, only: &[String]) -> anyhow::Result<()>
         })
         .collect();
     tracing::info!(count = runners.len(), "projection workers running");
-    let mut stop = stop_on_signal();
-    let _ = stop.changed().await;
+    let _ = stop.wait_for(|stopped| *stopped).await;
     // Each batch is written atomically and acknowledged after: stopping
     // anywhere loses nothing, and what was not acknowledged is read again.
     for runner in runners {

@@ -72,6 +72,10 @@ enum BenchCommand {
     Cache(bench::cache::CacheArgs),
     /// Serves a trivial actix-web handler, the baseline for the query path.
     Hello(bench::hello::HelloArgs),
+    /// Every scenario of the benchmark plan (or `--only` some), against
+    /// release processes of this binary driven by oha and wrk; results go
+    /// to bench/results/. `--smoke` checks the harness in seconds.
+    Suite(bench::suite::SuiteArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -141,6 +145,7 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Lag(args)) => bench::lag::run(args).await,
             Command::Bench(BenchCommand::Cache(args)) => bench::cache::run(args).await,
             Command::Bench(BenchCommand::Hello(args)) => bench::hello::run(args).await,
+            Command::Bench(BenchCommand::Suite(args)) => bench::suite::run(args).await,
         }
     });
     match result {

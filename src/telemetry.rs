@@ -41,6 +41,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
     pub commands: IntCounterVec,
+    pub command_retries: IntCounterVec,
     pub cache: IntCounterVec,
     pub projection_lag: HistogramVec,
     pub dead_letters: IntCounterVec,
@@ -65,6 +66,13 @@ impl Metrics {
         let commands = IntCounterVec::new(
             Opts::new("commands_total", "Commands by name and outcome"),
             &["command", "outcome"],
+        )?;
+        let command_retries = IntCounterVec::new(
+            Opts::new(
+                "command_retries_total",
+                "Attempts a command made again after another writer got there first",
+            ),
+            &["command"],
         )?;
         let cache = IntCounterVec::new(
             Opts::new("query_cache_total", "Query cache lookups by result"),
@@ -93,11 +101,13 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_seconds.clone()))?;
         registry.register(Box::new(commands.clone()))?;
+        registry.register(Box::new(command_retries.clone()))?;
         Ok(Self {
             registry,
             http_requests,
             http_seconds,
             commands,
+            command_retries,
             cache,
             projection_lag,
             dead_letters,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test of
-# every crate (unit, property, contract, crash and end-to-end HTTP tests).
+# every crate (unit, property, contract, crash and end-to-end HTTP tests),
+# then a smoke run of the benchmark harness so it cannot rot (it fails only
+# when a scenario cannot run, never on a number).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +16,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+SHOPSTREAM_BENCH_BUILD=debug bench/run.sh --smoke

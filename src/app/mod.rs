@@ -94,7 +94,7 @@ impl App {
                 max_backoff: std::time::Duration::from_millis(settings.commands.max_backoff_ms),
             },
         )
-        .with_metrics(metrics.commands.clone());
+        .with_metrics(metrics.commands.clone(), metrics.command_retries.clone());
         let hasher =
             PasswordHasher::new(settings.passwords).context("password hashing settings")?;
         let secret = settings

@@ -172,6 +172,7 @@ pub struct CommandService {
     aggregates: AggregateCache,
     retry: RetryPolicy,
     outcomes: Option<prometheus::IntCounterVec>,
+    retries: Option<prometheus::IntCounterVec>,
     /// Per-stream locks taken by commands that already lost a race on that
     /// stream, so contenders in this process queue up instead of colliding.
     hot: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
@@ -183,6 +184,7 @@ impl CommandService {
             aggregates,
             retry,
             outcomes: None,
+            retries: None,
             hot: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(Duration::from_secs(60))
@@ -206,9 +208,15 @@ impl CommandService {
         guards
     }
 
-    /// Counts every command by name and outcome.
-    pub fn with_metrics(mut self, outcomes: prometheus::IntCounterVec) -> Self {
+    /// Counts every command by name and outcome, and every attempt made
+    /// again after a lost race by command name.
+    pub fn with_metrics(
+        mut self,
+        outcomes: prometheus::IntCounterVec,
+        retries: prometheus::IntCounterVec,
+    ) -> Self {
         self.outcomes = Some(outcomes);
+        self.retries = Some(retries);
         self
     }
 
@@ -267,6 +275,9 @@ impl CommandService {
         let mut contended = BTreeSet::new();
         for attempt in 0..self.retry.max_attempts {
             if attempt > 0 {
+                if let Some(retries) = &self.retries {
+                    retries.with_label_values(&[C::NAME]).inc();
+                }
                 self.pause(attempt).await;
             }
             let _queued = self.queue_behind(&contended).await;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the benchmark scenarios (all of them, or `--only a,b`) against a
+# release build, installing the load generators first if they are missing.
+#
+#   bench/run.sh                    # every scenario, full size (about 30 min + seeding once)
+#   bench/run.sh --only ceiling,open-loop
+#   bench/run.sh --smoke            # every scenario for a second or two (CI)
+#   bench/run.sh --soak-minutes 60  # a longer soak
+#
+# Results: a table on stdout, bench/results/<scenario>.json, summary.md
+# (rows for BENCHMARKS.md) and query-latency.svg. --smoke writes to
+# bench/results/smoke/ instead, which is not kept in git.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# wrk (Debian) drives the virtual users; oha (crates.io) single endpoints.
+if ! command -v wrk >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq wrk
+  else
+    echo "wrk is needed: install it with your package manager" >&2; exit 1
+  fi
+fi
+command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
+
+# 10,000 connections need as many file descriptors on both ends.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+out=bench/results
+for arg in "$@"; do [ "$arg" = "--smoke" ] && out=bench/results/smoke; done
+
+# Figures come from a release build; the CI smoke run may reuse the debug
+# build the tests made (SHOPSTREAM_BENCH_BUILD=debug), since it measures nothing.
+if [ "${SHOPSTREAM_BENCH_BUILD:-release}" = debug ]; then
+  cargo build --locked --bin shopstream
+  exec ./target/debug/shopstream bench suite --out "$out" "$@"
+fi
+cargo build --release --locked --bin shopstream
+exec ./target/release/shopstream bench suite --out "$out" "$@"

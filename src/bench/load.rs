@@ -1,0 +1,535 @@
+//! What the scenarios of [`super::suite`] drive: shopstream and the trivial
+//! handler as separate processes of this same binary, and the load
+//! generators (`oha` for one endpoint, `wrk` with [`MIXED_LUA`] for virtual
+//! users), whose own reports give every latency figure.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+/// The virtual users of the mixed workload, a wrk script.
+pub const MIXED_LUA: &str = include_str!("../../bench/mixed.lua");
+
+pub const ADMIN_EMAIL: &str = "bench-admin@example.com";
+pub const ADMIN_PASSWORD: &str = "bench-admin-password";
+
+/// A process of this binary serving HTTP, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// `shopstream serve` on `data_dir`, ready once its projections have
+    /// caught up with every event already stored.
+    pub async fn serve(data_dir: &Path, port: u16) -> anyhow::Result<Self> {
+        let child = Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .env("SHOPSTREAM_DATA_DIR", data_dir)
+            .env("SHOPSTREAM_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("SHOPSTREAM_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("SHOPSTREAM_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SHOPSTREAM_FEED", "embedded")
+            .env("SHOPSTREAM_LOG__FILTER", "warn")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting shopstream serve")?;
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        server.wait_for("/health/ready").await?;
+        let api = Api::new(&server.base);
+        let admin = api.login(ADMIN_EMAIL, ADMIN_PASSWORD).await?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let views = api.get_json("/v1/admin/projections", Some(&admin)).await?;
+            let behind = views
+                .as_array()
+                .map(|v| v.iter().any(|p| p["lag_events"].as_u64() != Some(0)))
+                .unwrap_or(true);
+            if !behind {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the projections did not catch up in 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(server)
+    }
+
+    /// `shopstream bench hello`, the trivial actix-web handler.
+    pub async fn hello(port: u16) -> anyhow::Result<Self> {
+        let child = Command::new(std::env::current_exe()?)
+            .args(["bench", "hello", "--addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting shopstream bench hello")?;
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        server.wait_for("/hello").await?;
+        Ok(server)
+    }
+
+    async fn wait_for(&self, path: &str) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(r) = client.get(format!("{}{path}", self.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not answer {path} within 2 minutes", self.base);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resident memory, in MiB.
+    pub fn rss_mib(&self) -> anyhow::Result<f64> {
+        self.memory_mib("VmRSS")
+    }
+
+    /// A line of `/proc/<pid>/status` in MiB: `VmRSS`, `RssAnon` (the
+    /// heap: what the process itself holds) or `RssFile` (mapped files:
+    /// the binary and the stores' memory-mapped pages, shared with the
+    /// page cache and reclaimable).
+    pub fn memory_mib(&self, field: &str) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("the server has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {field} in /proc/<pid>/status"))?;
+        Ok(kib / 1024.0)
+    }
+
+    /// Stops with SIGTERM, as an operator would, and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) with a pid of our own child and a valid signal.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await??;
+        Ok(())
+    }
+}
+
+/// A small client of the API for preparing scenarios (never for timing
+/// what a scenario measures).
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()
+                .expect("a default reqwest client"),
+            base: base.to_string(),
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {
+        let reply: Value = self
+            .client
+            .post(self.url("/v1/auth/token"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("logging in {email}"))?
+            .json()
+            .await?;
+        reply["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .context("no access_token in the answer")
+    }
+
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> anyhow::Result<Value> {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Ok(request
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("GET {path}"))?
+            .json()
+            .await?)
+    }
+
+    /// Sends `body` and returns status, consistency token and answer.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Option<String>, Value)> {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let consistency = response
+            .headers()
+            .get("x-consistency-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, consistency, body))
+    }
+
+    /// A counter of `/metrics`, summed over the series whose labels contain
+    /// every one of `labels` (e.g. `result="hit"`).
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> anyhow::Result<f64> {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Every product for sale: (id, category, name), in list order.
+    pub async fn products(&self) -> anyhow::Result<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/products?limit=100&cursor={c}"),
+                None => "/v1/products?limit=100".to_string(),
+            };
+            let page = self.get_json(&path, None).await?;
+            for item in page["items"].as_array().into_iter().flatten() {
+                out.push((
+                    item["product_id"].as_str().unwrap_or_default().to_string(),
+                    item["category"].as_str().unwrap_or_default().to_string(),
+                    item["name"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// Latency percentiles and rate of one generator run, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Run {
+    pub offered_rps: Option<f64>,
+    pub connections: usize,
+    pub seconds: f64,
+    pub requests: u64,
+    pub rps: f64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Runs `oha` against `url`: closed loop with `connections`, or open loop
+/// at `rate` requests/s with latency correction (each request timed from
+/// when it should have been sent, so a stalled server is not hidden by the
+/// generator slowing down).
+pub async fn oha(
+    url: &str,
+    connections: usize,
+    rate: Option<u32>,
+    seconds: f64,
+) -> anyhow::Result<Run> {
+    let mut cmd = Command::new("oha");
+    cmd.args(["--no-tui", "--output-format", "json"])
+        .arg("-z")
+        .arg(format!("{}ms", (seconds * 1000.0) as u64))
+        .arg("-c")
+        .arg(connections.to_string());
+    if let Some(rate) = rate {
+        cmd.arg("-q")
+            .arg(rate.to_string())
+            .arg("--latency-correction");
+    }
+    cmd.arg(url);
+    let output = run_tool(cmd, "oha").await?;
+    let report: Value = serde_json::from_slice(&output)
+        .with_context(|| format!("oha printed no JSON report: {}", lossy(&output)))?;
+    parse_oha(&report, connections, rate, seconds)
+}
+
+fn parse_oha(
+    report: &Value,
+    connections: usize,
+    rate: Option<u32>,
+    seconds: f64,
+) -> anyhow::Result<Run> {
+    let summary = &report["summary"];
+    let ms = |v: &Value| v.as_f64().unwrap_or(f64::NAN) * 1000.0;
+    let percentile = |key: &str| ms(&report["latencyPercentiles"][key]);
+    let ok: u64 = report["statusCodeDistribution"]
+        .as_object()
+        .map(|codes| {
+            codes
+                .iter()
+                .filter(|(code, _)| code.starts_with('2') || code.starts_with('3'))
+                .filter_map(|(_, n)| n.as_u64())
+                .sum()
+        })
+        .unwrap_or(0);
+    let bad_status: u64 = report["statusCodeDistribution"]
+        .as_object()
+        .map(|codes| codes.values().filter_map(Value::as_u64).sum::<u64>() - ok)
+        .unwrap_or(0);
+    let failed: u64 = report["errorDistribution"]
+        .as_object()
+        .map(|errors| {
+            errors
+                .iter()
+                // Requests still in flight when the run's time is up are
+                // not the server's errors.
+                .filter(|(what, _)| !what.contains("aborted due to deadline"))
+                .filter_map(|(_, n)| n.as_u64())
+                .sum()
+        })
+        .unwrap_or(0);
+    if summary.is_null() {
+        bail!("oha's report has no summary: {report}");
+    }
+    let seconds = summary["total"]
+        .as_f64()
+        .filter(|t| *t > 0.0)
+        .unwrap_or(seconds);
+    Ok(Run {
+        offered_rps: rate.map(f64::from),
+        connections,
+        seconds,
+        requests: ok + bad_status,
+        rps: (ok + bad_status) as f64 / seconds,
+        errors: bad_status + failed,
+        p50_ms: percentile("p50"),
+        p90_ms: percentile("p90"),
+        p95_ms: percentile("p95"),
+        p99_ms: percentile("p99"),
+        p999_ms: percentile("p99.9"),
+        max_ms: ms(&summary["slowest"]),
+    })
+}
+
+/// One role of the mixed workload, as its wrk reported it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RoleRun {
+    pub role: String,
+    pub users: usize,
+    pub transactions: u64,
+    pub transactions_per_s: f64,
+    pub failed_transactions: u64,
+    pub requests: u64,
+    pub rps: f64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Files the virtual users read: tokens, products by popularity,
+/// categories and search words, and the script itself.
+pub struct VirtualUsers {
+    pub dir: PathBuf,
+}
+
+impl VirtualUsers {
+    pub fn write(
+        dir: &Path,
+        tokens: &[String],
+        products: &[(String, String, String)],
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut categories: Vec<&str> = products.iter().map(|p| p.1.as_str()).collect();
+        categories.sort_unstable();
+        categories.dedup();
+        let mut searches: Vec<String> = products
+            .iter()
+            .take(1000)
+            .map(|p| {
+                let words: Vec<&str> = p.2.split_whitespace().take(2).collect();
+                words.join("+").to_lowercase()
+            })
+            .collect();
+        searches.sort_unstable();
+        searches.dedup();
+        // Popularity rank: a fixed shuffle of the list, so the popular
+        // products are spread over categories and names.
+        let mut ranked: Vec<&str> = products.iter().map(|p| p.0.as_str()).collect();
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        ranked.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
+        std::fs::write(dir.join("tokens.txt"), tokens.join("\n"))?;
+        std::fs::write(dir.join("products.txt"), ranked.join("\n"))?;
+        std::fs::write(dir.join("categories.txt"), categories.join("\n"))?;
+        std::fs::write(dir.join("searches.txt"), searches.join("\n"))?;
+        std::fs::write(dir.join("mixed.lua"), MIXED_LUA)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Runs one wrk per role at once, `users` split 80 / 15 / 5 %.
+    pub async fn run(
+        &self,
+        base: &str,
+        users: usize,
+        seconds: f64,
+    ) -> anyhow::Result<Vec<RoleRun>> {
+        let split = [
+            ("browse", (users * 80 / 100).max(1)),
+            ("cart", (users * 15 / 100).max(1)),
+            ("checkout", (users * 5 / 100).max(1)),
+        ];
+        let runs = split
+            .iter()
+            .map(|(role, users)| self.wrk(base, role, *users, seconds));
+        futures::future::try_join_all(runs).await
+    }
+
+    async fn wrk(
+        &self,
+        base: &str,
+        role: &str,
+        users: usize,
+        seconds: f64,
+    ) -> anyhow::Result<RoleRun> {
+        let mut cmd = Command::new("wrk");
+        cmd.arg("-t1")
+            .arg(format!("-c{users}"))
+            .arg(format!("-d{}s", seconds.ceil() as u64))
+            .args(["--timeout", "10s", "-s"])
+            .arg(self.dir.join("mixed.lua"))
+            .arg(base)
+            .arg("--")
+            .arg(role)
+            .arg(&self.dir);
+        let output = run_tool(cmd, "wrk").await?;
+        let text = String::from_utf8_lossy(&output);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("WRK_JSON "))
+            .with_context(|| format!("wrk printed no report: {text}"))?;
+        let report: Value = serde_json::from_str(line)?;
+        let seconds = report["duration_us"].as_f64().unwrap_or(1.0) / 1e6;
+        let us = |key: &str| report["latency_us"][key].as_f64().unwrap_or(f64::NAN) / 1000.0;
+        let errors = &report["errors"];
+        let count = |key: &str| errors[key].as_u64().unwrap_or(0);
+        let requests = report["requests"].as_u64().unwrap_or(0);
+        let transactions = report["transactions"].as_u64().unwrap_or(0);
+        Ok(RoleRun {
+            role: role.to_string(),
+            users,
+            transactions,
+            transactions_per_s: transactions as f64 / seconds,
+            failed_transactions: report["failed_transactions"].as_u64().unwrap_or(0),
+            requests,
+            rps: requests as f64 / seconds,
+            errors: count("connect")
+                + count("read")
+                + count("write")
+                + count("status")
+                + count("timeout"),
+            p50_ms: us("p50"),
+            p95_ms: us("p95"),
+            p99_ms: us("p99"),
+            p999_ms: us("p999"),
+            max_ms: us("max"),
+        })
+    }
+}
+
+async fn run_tool(mut cmd: Command, name: &str) -> anyhow::Result<Vec<u8>> {
+    let output = cmd
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {name}: is it installed? (bench/run.sh installs it)"))?;
+    if !output.status.success() {
+        bail!(
+            "{name} failed ({}): {}",
+            output.status,
+            lossy(&output.stderr)
+        );
+    }
+    Ok(output.stdout)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).chars().take(2000).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oha_report_becomes_a_run_without_counting_deadline_aborts_as_errors() {
+        let report = json!({
+            "summary": {"successRate": 1.0, "slowest": 0.0123},
+            "latencyPercentiles": {"p50": 0.001, "p90": 0.002, "p95": 0.0025, "p99": 0.004, "p99.9": 0.008},
+            "statusCodeDistribution": {"200": 990, "503": 10},
+            "errorDistribution": {"aborted due to deadline": 7, "connection closed": 2}
+        });
+        let run = parse_oha(&report, 64, Some(100), 10.0).unwrap();
+        assert_eq!(run.requests, 1000);
+        assert_eq!(run.errors, 12);
+        assert!((run.rps - 100.0).abs() < 1e-9);
+        assert!((run.p99_ms - 4.0).abs() < 1e-9);
+        assert!((run.p999_ms - 8.0).abs() < 1e-9);
+        assert!((run.max_ms - 12.3).abs() < 1e-9);
+        assert_eq!(run.offered_rps, Some(100.0));
+    }
+}

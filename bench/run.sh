@@ -13,15 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# wrk (Debian) drives the virtual users; oha (crates.io) single endpoints.
-if ! command -v wrk >/dev/null; then
-  if command -v apt-get >/dev/null; then
-    sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq wrk
-  else
-    echo "wrk is needed: install it with your package manager" >&2; exit 1
-  fi
-fi
+# oha (crates.io) drives single endpoints; the virtual users are a goose
+# load test built from this workspace (bench/src/main.rs, shopstream-vu).
 command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
 
 # 10,000 connections need as many file descriptors on both ends.
@@ -33,8 +26,8 @@ for arg in "$@"; do [ "$arg" = "--smoke" ] && out=bench/results/smoke; done
 # Figures come from a release build; the CI smoke run may reuse the debug
 # build the tests made (SHOPSTREAM_BENCH_BUILD=debug), since it measures nothing.
 if [ "${SHOPSTREAM_BENCH_BUILD:-release}" = debug ]; then
-  cargo build --locked --bin shopstream
+  cargo build --locked -p shopstream -p shopstream-bench
   exec ./target/debug/shopstream bench suite --out "$out" "$@"
 fi
-cargo build --release --locked --bin shopstream
+cargo build --release --locked -p shopstream -p shopstream-bench
 exec ./target/release/shopstream bench suite --out "$out" "$@"

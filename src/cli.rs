@@ -73,7 +73,7 @@ enum BenchCommand {
     /// Serves a trivial actix-web handler, the baseline for the query path.
     Hello(bench::hello::HelloArgs),
     /// Every scenario of the benchmark plan (or `--only` some), against
-    /// release processes of this binary driven by oha and wrk; results go
+    /// release processes of this binary driven by oha and goose; results go
     /// to bench/results/. `--smoke` checks the harness in seconds.
     Suite(bench::suite::SuiteArgs),
 }

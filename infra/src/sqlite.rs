@@ -57,22 +57,34 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Read connections kept open between uses. Connections are made on demand,
-/// so the pool never blocks; at most `max_idle` are kept.
+/// Read connections kept open between uses, at most `size` at work at
+/// once. Async callers queue for a permit before taking a blocking thread,
+/// so a burst of reads waits its turn on a few warm connections instead of
+/// opening (and memory-mapping) a new connection per blocking thread: more
+/// concurrent SQLite reads than a few per core only add memory and system
+/// time.
 #[derive(Clone)]
 pub(crate) struct ReadPool {
     path: Arc<PathBuf>,
     idle: Arc<Mutex<Vec<Connection>>>,
     max_idle: usize,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl ReadPool {
-    pub(crate) fn new(path: PathBuf, max_idle: usize) -> Self {
+    pub(crate) fn new(path: PathBuf, size: usize) -> Self {
         Self {
             path: Arc::new(path),
             idle: Arc::new(Mutex::new(Vec::new())),
-            max_idle,
+            max_idle: size,
+            permits: Arc::new(tokio::sync::Semaphore::new(size)),
         }
+    }
+
+    /// A pool sized for this machine: four connections per core, 4 to 32.
+    pub(crate) fn sized_for_machine(path: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::new(path, (cores * 4).clamp(4, 32))
     }
 
     /// Runs `f` with a read connection, on the calling (blocking) thread.
@@ -94,18 +106,39 @@ impl ReadPool {
         result
     }
 
-    /// Runs `f` with a read connection on tokio's blocking pool.
+    /// Runs `f` with a read connection on tokio's blocking pool, once one
+    /// of the pool's permits is free.
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> rusqlite::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> T + Send + 'static,
+    {
+        let failed = |why: String| {
+            rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(why)))
+        };
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| failed(format!("read pool closed: {e}")))?;
+        let pool = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pool.with(|conn| Ok(f(conn)))
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(join) => Err(failed(format!("read task failed: {join}"))),
+        }
+    }
+
+    /// [`Self::blocking`] for a read that can fail.
     pub(crate) async fn run<T, F>(&self, f: F) -> rusqlite::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let pool = self.clone();
-        match tokio::task::spawn_blocking(move || pool.with(f)).await {
-            Ok(r) => r,
-            Err(join) => Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
-                std::io::Error::other(format!("read task failed: {join}")),
-            ))),
-        }
+        self.blocking(f).await?
     }
 }

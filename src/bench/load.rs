@@ -1,7 +1,7 @@
 //! What the scenarios of [`super::suite`] drive: shopstream and the trivial
 //! handler as separate processes of this same binary, and the load
-//! generators (`oha` for one endpoint, `wrk` with [`MIXED_LUA`] for virtual
-//! users), whose own reports give every latency figure.
+//! generators (`oha` for one endpoint, `shopstream-vu`, a goose load test,
+//! for virtual users), whose own reports give every latency figure.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,9 +11,6 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-
-/// The virtual users of the mixed workload, a wrk script.
-pub const MIXED_LUA: &str = include_str!("../../bench/mixed.lua");
 
 pub const ADMIN_EMAIL: &str = "bench-admin@example.com";
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -360,7 +357,9 @@ fn parse_oha(
     })
 }
 
-/// One role of the mixed workload, as its wrk reported it.
+/// One role of the mixed workload, as goose reported it: a transaction is
+/// one iteration of the role (one page; one cart filled; one order placed
+/// and paid), timed from its first request to its last answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RoleRun {
     pub role: String,
@@ -368,9 +367,6 @@ pub struct RoleRun {
     pub transactions: u64,
     pub transactions_per_s: f64,
     pub failed_transactions: u64,
-    pub requests: u64,
-    pub rps: f64,
-    pub errors: u64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -378,8 +374,35 @@ pub struct RoleRun {
     pub max_ms: f64,
 }
 
-/// Files the virtual users read: tokens, products by popularity,
-/// categories and search words, and the script itself.
+/// One run of the virtual users.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UsersRun {
+    pub users: usize,
+    pub seconds: f64,
+    pub roles: Vec<RoleRun>,
+    pub requests: u64,
+    pub failed_requests: u64,
+    pub rps: f64,
+}
+
+impl UsersRun {
+    pub fn worst_p99_ms(&self) -> f64 {
+        self.roles.iter().map(|r| r.p99_ms).fold(0.0, f64::max)
+    }
+
+    /// Failed requests and failed transactions.
+    pub fn errors(&self) -> u64 {
+        self.failed_requests
+            + self
+                .roles
+                .iter()
+                .map(|r| r.failed_transactions)
+                .sum::<u64>()
+    }
+}
+
+/// The files `shopstream-vu` reads: tokens, products by popularity,
+/// categories and search words.
 pub struct VirtualUsers {
     pub dir: PathBuf,
 }
@@ -394,9 +417,12 @@ impl VirtualUsers {
         let mut categories: Vec<&str> = products.iter().map(|p| p.1.as_str()).collect();
         categories.sort_unstable();
         categories.dedup();
+        // Searches people type: two words of product names, from across
+        // the whole list.
+        let step = (products.len() / 1000).max(1);
         let mut searches: Vec<String> = products
             .iter()
-            .take(1000)
+            .step_by(step)
             .map(|p| {
                 let words: Vec<&str> = p.2.split_whitespace().take(2).collect();
                 words.join("+").to_lowercase()
@@ -414,80 +440,67 @@ impl VirtualUsers {
         std::fs::write(dir.join("products.txt"), ranked.join("\n"))?;
         std::fs::write(dir.join("categories.txt"), categories.join("\n"))?;
         std::fs::write(dir.join("searches.txt"), searches.join("\n"))?;
-        std::fs::write(dir.join("mixed.lua"), MIXED_LUA)?;
         Ok(Self {
             dir: dir.to_path_buf(),
         })
     }
 
-    /// Runs one wrk per role at once, `users` split 80 / 15 / 5 %.
-    pub async fn run(
-        &self,
-        base: &str,
-        users: usize,
-        seconds: f64,
-    ) -> anyhow::Result<Vec<RoleRun>> {
-        let split = [
-            ("browse", (users * 80 / 100).max(1)),
-            ("cart", (users * 15 / 100).max(1)),
-            ("checkout", (users * 5 / 100).max(1)),
-        ];
-        let runs = split
-            .iter()
-            .map(|(role, users)| self.wrk(base, role, *users, seconds));
-        futures::future::try_join_all(runs).await
+    /// Runs `users` virtual users (80 % browse, 15 % cart, 5 % checkout)
+    /// against `base` for `seconds` once all have started.
+    pub async fn run(&self, base: &str, users: usize, seconds: f64) -> anyhow::Result<UsersRun> {
+        let exe = std::env::current_exe()?.with_file_name("shopstream-vu");
+        let mut cmd = Command::new(&exe);
+        cmd.env("SHOPSTREAM_VU_DATA", &self.dir)
+            .args(["--host", base])
+            .args(["--users", &users.to_string()])
+            .args(["--increase-rate", &users.to_string()])
+            .args([
+                "--run-time",
+                &format!("{}s", seconds.ceil().max(1.0) as u64),
+            ])
+            .args([
+                "--timeout",
+                "30",
+                "--quiet",
+                "--no-telnet",
+                "--no-print-metrics",
+            ])
+            .arg("--no-percentiles-over-time");
+        let output = run_tool(cmd, "shopstream-vu (cargo build -p shopstream-bench)").await?;
+        parse_users(&String::from_utf8_lossy(&output), users)
     }
+}
 
-    async fn wrk(
-        &self,
-        base: &str,
-        role: &str,
-        users: usize,
-        seconds: f64,
-    ) -> anyhow::Result<RoleRun> {
-        let mut cmd = Command::new("wrk");
-        cmd.arg("-t1")
-            .arg(format!("-c{users}"))
-            .arg(format!("-d{}s", seconds.ceil() as u64))
-            .args(["--timeout", "10s", "-s"])
-            .arg(self.dir.join("mixed.lua"))
-            .arg(base)
-            .arg("--")
-            .arg(role)
-            .arg(&self.dir);
-        let output = run_tool(cmd, "wrk").await?;
-        let text = String::from_utf8_lossy(&output);
-        let line = text
-            .lines()
-            .find_map(|l| l.strip_prefix("WRK_JSON "))
-            .with_context(|| format!("wrk printed no report: {text}"))?;
-        let report: Value = serde_json::from_str(line)?;
-        let seconds = report["duration_us"].as_f64().unwrap_or(1.0) / 1e6;
-        let us = |key: &str| report["latency_us"][key].as_f64().unwrap_or(f64::NAN) / 1000.0;
-        let errors = &report["errors"];
-        let count = |key: &str| errors[key].as_u64().unwrap_or(0);
-        let requests = report["requests"].as_u64().unwrap_or(0);
-        let transactions = report["transactions"].as_u64().unwrap_or(0);
-        Ok(RoleRun {
-            role: role.to_string(),
-            users,
-            transactions,
-            transactions_per_s: transactions as f64 / seconds,
-            failed_transactions: report["failed_transactions"].as_u64().unwrap_or(0),
-            requests,
-            rps: requests as f64 / seconds,
-            errors: count("connect")
-                + count("read")
-                + count("write")
-                + count("status")
-                + count("timeout"),
-            p50_ms: us("p50"),
-            p95_ms: us("p95"),
-            p99_ms: us("p99"),
-            p999_ms: us("p999"),
-            max_ms: us("max"),
-        })
-    }
+fn parse_users(output: &str, users: usize) -> anyhow::Result<UsersRun> {
+    let line = output
+        .lines()
+        .find_map(|l| l.strip_prefix("VU_JSON "))
+        .with_context(|| {
+            format!(
+                "shopstream-vu printed no report: {}",
+                lossy(output.as_bytes())
+            )
+        })?;
+    let report: Value = serde_json::from_str(line)?;
+    let seconds = report["seconds"].as_f64().unwrap_or(1.0);
+    let roles: Vec<RoleRun> = serde_json::from_value(report["roles"].clone())?;
+    let count = |key: &str| -> u64 {
+        report["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r[key].as_u64())
+            .sum()
+    };
+    let (ok, failed) = (count("ok"), count("failed"));
+    Ok(UsersRun {
+        users,
+        seconds,
+        roles,
+        requests: ok + failed,
+        failed_requests: failed,
+        rps: (ok + failed) as f64 / seconds,
+    })
 }
 
 async fn run_tool(mut cmd: Command, name: &str) -> anyhow::Result<Vec<u8>> {
@@ -531,5 +544,25 @@ mod tests {
         assert!((run.p999_ms - 8.0).abs() < 1e-9);
         assert!((run.max_ms - 12.3).abs() < 1e-9);
         assert_eq!(run.offered_rps, Some(100.0));
+    }
+
+    #[test]
+    fn a_goose_report_becomes_a_users_run() {
+        let output = concat!(
+            "some log line\n",
+            r#"VU_JSON {"seconds":10.0,"roles":["#,
+            r#"{"role":"browse","users":8,"transactions":1000,"transactions_per_s":100.0,"failed_transactions":0,"p50_ms":1.0,"p95_ms":2.0,"p99_ms":3.0,"p999_ms":4.0,"max_ms":5.0},"#,
+            r#"{"role":"checkout","users":2,"transactions":10,"transactions_per_s":1.0,"failed_transactions":1,"p50_ms":10.0,"p95_ms":20.0,"p99_ms":30.0,"p999_ms":40.0,"max_ms":50.0}],"#,
+            r#""requests":[{"name":"a","ok":1000,"failed":0},{"name":"b","ok":40,"failed":2}]}"#,
+            "\n"
+        );
+        let run = parse_users(output, 10).unwrap();
+        assert_eq!(run.roles.len(), 2);
+        assert_eq!(run.requests, 1042);
+        assert_eq!(run.failed_requests, 2);
+        assert_eq!(run.errors(), 3);
+        assert!((run.rps - 104.2).abs() < 1e-9);
+        assert!((run.worst_p99_ms() - 30.0).abs() < 1e-9);
+        assert!(parse_users("no report here", 1).is_err());
     }
 }

@@ -574,7 +574,7 @@ impl Suite {
             .await?;
         let api = Api::new(&server.base);
         let (hits0, misses0) = cache_counts(&api).await?;
-        let roles = users
+        let run = users
             .run(
                 &server.base,
                 self.plan.users,
@@ -584,10 +584,11 @@ impl Suite {
         let (hits1, misses1) = cache_counts(&api).await?;
         let hit_ratio = (hits1 - hits0) / ((hits1 - hits0) + (misses1 - misses0)).max(1.0);
         let rss = server.rss_mib()?;
-        let requests: u64 = roles.iter().map(|r| r.requests).sum();
-        let errors: u64 = roles.iter().map(|r| r.errors).sum();
-        let error_rate = errors as f64 / requests.max(1) as f64;
-        let text = roles
+        let heap = server.memory_mib("RssAnon")?;
+        let errors = run.errors();
+        let error_rate = errors as f64 / run.requests.max(1) as f64;
+        let text = run
+            .roles
             .iter()
             .map(|r| {
                 format!(
@@ -604,17 +605,17 @@ impl Suite {
             scenario: "mixed commerce workload: browse 80 %, carts 15 %, checkout + pay 5 %, Zipf(1.0)",
             command: String::new(),
             result: format!(
-                "{} users, {} products: {text}; {} req/s in all, errors {:.3} %, cache hit {:.1} %, RSS {rss:.0} MiB",
+                "{} users, {} products: {text}; {} req/s in all, errors {:.3} %, cache hit {:.1} %, RSS {rss:.0} MiB (heap {heap:.0})",
                 self.plan.users,
                 thousands(self.plan.products as f64),
-                thousands(roles.iter().map(|r| r.rps).sum()),
+                thousands(run.rps),
                 error_rate * 100.0,
                 hit_ratio * 100.0
             ),
             goal: "0 errors; RSS ≤ 150 MiB".into(),
             met: Some(errors == 0 && rss <= 150.0),
             baseline: "the query ceiling above".into(),
-            details: json!({"roles": roles, "cache_hit_ratio": hit_ratio, "rss_mib": rss, "error_rate": error_rate}),
+            details: json!({"run": run, "cache_hit_ratio": hit_ratio, "rss_mib": rss, "heap_mib": heap, "error_rate": error_rate}),
         })
     }
 
@@ -625,15 +626,15 @@ impl Suite {
         let mut steps = Vec::new();
         let mut knee = None;
         for &n in &self.plan.stress_users {
-            let roles = users.run(&server.base, n, self.plan.seconds).await?;
-            let p99 = roles.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
-            let errors: u64 = roles.iter().map(|r| r.errors).sum();
-            let rps: f64 = roles.iter().map(|r| r.rps).sum();
+            let run = users.run(&server.base, n, self.plan.seconds).await?;
+            let (p99, errors, rps) = (run.worst_p99_ms(), run.errors(), run.rps);
             println!(
                 "  {n:>5} users: {rps:>8.0} req/s, worst p99 {}, errors {errors}",
                 ms(p99)
             );
-            steps.push(json!({"users": n, "rps": rps, "worst_p99_ms": p99, "errors": errors, "roles": roles}));
+            steps.push(
+                json!({"users": n, "rps": rps, "worst_p99_ms": p99, "errors": errors, "run": run}),
+            );
             if p99 > 200.0 || errors > 0 {
                 knee = Some(n);
                 break;
@@ -1086,22 +1087,25 @@ impl Suite {
             .await?;
         let mut minutes = Vec::new();
         for segment in 0..self.plan.soak_segments {
-            let roles = users
+            let run = users
                 .run(
                     &server.base,
                     self.plan.users,
                     self.plan.soak_segment_seconds,
                 )
                 .await?;
-            let p99 = roles.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
-            let errors: u64 = roles.iter().map(|r| r.errors).sum();
+            let (p99, errors) = (run.worst_p99_ms(), run.errors());
             let rss = server.rss_mib()?;
+            let heap = server.memory_mib("RssAnon")?;
             println!(
-                "  segment {:>3}: worst p99 {}, errors {errors}, RSS {rss:.0} MiB",
+                "  segment {:>3}: worst p99 {}, errors {errors}, RSS {rss:.0} MiB (heap {heap:.0})",
                 segment + 1,
                 ms(p99)
             );
-            minutes.push(json!({"segment": segment + 1, "worst_p99_ms": p99, "errors": errors, "rss_mib": rss, "roles": roles}));
+            minutes.push(
+                json!({"segment": segment + 1, "worst_p99_ms": p99, "errors": errors,
+                "rss_mib": rss, "heap_mib": heap, "run": run}),
+            );
         }
         let get = |i: usize, key: &str| minutes[i][key].as_f64().unwrap_or(f64::NAN);
         let last = minutes.len() - 1;
@@ -1109,24 +1113,26 @@ impl Suite {
             .iter()
             .map(|m| m["errors"].as_u64().unwrap_or(0))
             .sum();
-        let (rss_drift, p99_drift) = (
-            get(last, "rss_mib") / get(0, "rss_mib"),
+        let (heap_drift, p99_drift) = (
+            get(last, "heap_mib") / get(0, "heap_mib"),
             get(last, "worst_p99_ms") / get(0, "worst_p99_ms"),
         );
         Ok(Outcome {
             scenario: "soak: the mixed workload, minute by minute",
             command: String::new(),
             result: format!(
-                "{} segments of {:.0} s: RSS {:.0} → {:.0} MiB (×{rss_drift:.2}), worst p99 {} → {} (×{p99_drift:.2}), {errors} errors",
+                "{} segments of {:.0} s: heap {:.0} → {:.0} MiB (×{heap_drift:.2}; RSS with mapped files {:.0} → {:.0} MiB), worst p99 {} → {} (×{p99_drift:.2}), {errors} errors",
                 minutes.len(),
                 self.plan.soak_segment_seconds,
+                get(0, "heap_mib"),
+                get(last, "heap_mib"),
                 get(0, "rss_mib"),
                 get(last, "rss_mib"),
                 ms(get(0, "worst_p99_ms")),
                 ms(get(last, "worst_p99_ms"))
             ),
-            goal: "no drift: RSS and p99 of the last minute within 1.2× of the first".into(),
-            met: Some(rss_drift <= 1.2 && p99_drift <= 1.2 && errors == 0),
+            goal: "no drift: heap and p99 of the last minute within 1.2× of the first".into(),
+            met: Some(heap_drift <= 1.2 && p99_drift <= 1.2 && errors == 0),
             baseline: "the first minute".into(),
             details: json!({"segments": minutes}),
         })

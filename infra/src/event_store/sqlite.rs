@@ -147,7 +147,7 @@ impl SqliteEventStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 jobs,
-                reads: ReadPool::new(path, 16),
+                reads: ReadPool::sized_for_machine(path),
                 head,
                 subscribers,
                 closed,

@@ -284,7 +284,7 @@ impl SqliteReadStore {
         }
         Ok(Self {
             writer: Arc::new(Mutex::new(conn)),
-            reads: ReadPool::new(path, 32),
+            reads: ReadPool::sized_for_machine(path),
         })
     }
 
@@ -309,21 +309,7 @@ impl SqliteReadStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, ReadStoreError> + Send + 'static,
     {
-        let reads = self.reads.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut outcome = None;
-            let pooled = reads.with(|conn| {
-                outcome = Some(f(conn));
-                Ok(())
-            });
-            match (pooled, outcome) {
-                (_, Some(result)) => result,
-                (Err(e), None) => Err(sql_err(e)),
-                (Ok(()), None) => Err(ReadStoreError::Unavailable("read did not run".into())),
-            }
-        })
-        .await
-        .map_err(unavailable)?
+        self.reads.blocking(f).await.map_err(sql_err)?
     }
 }
 

@@ -106,6 +106,9 @@ struct Entry {
 pub struct QueryService {
     rows: Arc<dyn ReadStore>,
     cache: moka::sync::Cache<String, Arc<Entry>>,
+    /// Answers being built right now, by cache key: a burst of misses for
+    /// one key builds it once while the rest wait for that build.
+    building: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Entry>>>>>,
     sequence: AtomicU64,
     buckets: Box<[AtomicU64]>,
     /// Which generation of each projection is live.
@@ -183,6 +186,7 @@ impl QueryService {
                 })
                 .max_capacity(cache_bytes)
                 .build(),
+            building: std::sync::Mutex::new(HashMap::new()),
             sequence: AtomicU64::new(1),
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             routing: RwLock::new(HashMap::new()),
@@ -227,6 +231,12 @@ impl QueryService {
 
     /// The cached answer under `key`, or `build`'s, cached. `table` names
     /// the projection the answer reads.
+    ///
+    /// Concurrent misses of one key share one build. A caller that joined
+    /// a build another started uses its answer only if no write the answer
+    /// read has been applied since that build began (else it could be older
+    /// than what this caller was promised, e.g. by a consistency token); it
+    /// then builds again.
     pub(crate) async fn answer<F>(
         &self,
         table: &str,
@@ -237,7 +247,10 @@ impl QueryService {
         F: AsyncFn(&mut Reader<'_>) -> Result<Answer, QueryError>,
     {
         let projection = self.owner(table);
-        for attempt in 0..2 {
+        let mut moved = false;
+        for pass in 0..4 {
+            // The last pass builds its own answer, whatever else is building.
+            let join_others = pass < 3;
             let generation = self.generation(projection);
             let cache_key = format!("{projection}/{generation}/{key}");
             if let Some(entry) = self.cache.get(&cache_key)
@@ -247,32 +260,60 @@ impl QueryService {
                 return Ok(Arc::new(entry.answer.clone()));
             }
             self.metrics.cache.with_label_values(&["miss"]).inc();
-            let seq = self.sequence.load(Ordering::SeqCst);
-            let mut reader = Reader {
-                service: self,
-                generation,
-                buckets: Vec::with_capacity(2),
+            let cell = if join_others {
+                self.building
+                    .lock()
+                    .map_err(|_| QueryError::Internal("answer builds lock poisoned".into()))?
+                    .entry(cache_key.clone())
+                    .or_default()
+                    .clone()
+            } else {
+                Arc::default()
             };
-            match build(&mut reader).await {
-                Ok(answer) => {
+            let led = std::sync::atomic::AtomicBool::new(false);
+            let built = cell
+                .get_or_try_init(|| async {
+                    led.store(true, Ordering::Relaxed);
+                    let seq = self.sequence.load(Ordering::SeqCst);
+                    let mut reader = Reader {
+                        service: self,
+                        generation,
+                        buckets: Vec::with_capacity(2),
+                    };
+                    let answer = build(&mut reader).await?;
                     let entry = Arc::new(Entry {
                         answer,
                         seq,
                         buckets: reader.buckets,
                     });
-                    let answer = Arc::new(entry.answer.clone());
-                    self.cache.insert(cache_key, entry);
-                    return Ok(answer);
+                    self.cache.insert(cache_key.clone(), entry.clone());
+                    Ok::<_, QueryError>(entry)
+                })
+                .await
+                .cloned();
+            if let Ok(mut building) = self.building.lock()
+                && building
+                    .get(&cache_key)
+                    .is_some_and(|c| Arc::ptr_eq(c, &cell))
+            {
+                building.remove(&cache_key);
+            }
+            match built {
+                Ok(entry) if led.load(Ordering::Relaxed) || self.still_valid(&entry) => {
+                    return Ok(Arc::new(entry.answer.clone()));
                 }
+                // Joined a build that began before a write it read: again.
+                Ok(_) => continue,
                 // A rebuild replaced the generation under us: look again.
-                Err(QueryError::Store(ReadStoreError::NoSuchTable(_))) if attempt == 0 => {
+                Err(QueryError::Store(ReadStoreError::NoSuchTable(_))) if !moved => {
+                    moved = true;
                     self.refresh_routing().await?;
                 }
                 Err(e) => return Err(e),
             }
         }
         Err(QueryError::Internal(
-            "the read model moved twice while reading".into(),
+            "the read model kept moving while reading".into(),
         ))
     }
 

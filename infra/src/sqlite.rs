@@ -49,7 +49,7 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "cache_size", -8_000)?;
+    conn.pragma_update(None, "cache_size", -2_000)?;
     // Reads map the file instead of copying pages through syscalls; the
     // pages are the operating system's page cache, shared, not our heap.
     conn.pragma_update(None, "mmap_size", 1i64 << 30)?;

@@ -179,6 +179,47 @@ async fn search_finds_products_matching_every_word_in_name_description_or_tags()
 }
 
 #[tokio::test]
+async fn search_pages_through_sparse_matches_without_losing_or_repeating_any() {
+    let app = spawn_app().await;
+    // 260 products: every one says "lamp", one in thirteen also "brass".
+    let products: Vec<Value> = (0..260)
+        .map(|i| {
+            let name = if i % 13 == 0 {
+                "Brass lamp"
+            } else {
+                "Paper lamp"
+            };
+            product_named(&format!("LAMP-{i:03}"), name, "lighting")
+        })
+        .collect();
+    let last = create_all(&app, &products).await;
+    let read = Read::anyone().after(&last);
+
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let mut params = vec![("q", "lamp brass"), ("limit", "3")];
+        if let Some(c) = &cursor {
+            params.push(("cursor", c.as_str()));
+        }
+        let page = app
+            .query("/v1/products/search", &params, &read)
+            .await
+            .expect_consistent();
+        found.extend(page.item_fields("sku"));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..260)
+        .filter(|i| i % 13 == 0)
+        .map(|i| format!("LAMP-{i:03}"))
+        .collect();
+    assert_eq!(found, expected, "every match once, in creation order");
+}
+
+#[tokio::test]
 async fn a_cart_is_read_back_empty_with_a_zero_total_then_with_its_lines() {
     let (app, lamp, token) = shop().await;
     let opened = app.open_cart(&token).await;

@@ -102,18 +102,21 @@ pub async fn search(
                 exhausted = true;
                 break;
             }
+            // Which candidates every other word also names: one range scan
+            // of each word's partition over the candidates' span, instead of
+            // a point read per candidate and word.
+            let span_end = candidates
+                .last()
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default();
+            let mut others = Vec::with_capacity(words.len() - 1);
+            for word in &words[1..] {
+                others.push(members(r, word, last.as_deref(), &span_end).await?);
+            }
             for (product_id, row) in candidates {
                 looked += 1;
                 last = Some(product_id.clone());
-                let mut all = true;
-                for word in &words[1..] {
-                    let key = RowKey::new(PRODUCT_SEARCH, word.clone(), product_id.clone());
-                    if r.get(&key).await?.is_none() {
-                        all = false;
-                        break;
-                    }
-                }
-                if all {
+                if others.iter().all(|set| set.contains(&product_id)) {
                     items.push(doc(&row)?.clone());
                     if items.len() == limit {
                         break;
@@ -129,6 +132,36 @@ pub async fn search(
         Answer::json(&Page { items, next_cursor }, None)
     })
     .await
+}
+
+/// The products `word` names whose ids are after `after` and up to
+/// `through` (clustering order is id order).
+async fn members(
+    r: &mut super::Reader<'_>,
+    word: &str,
+    after: Option<&str>,
+    through: &str,
+) -> Result<std::collections::HashSet<String>, QueryError> {
+    const PAGE: usize = 500;
+    let mut found = std::collections::HashSet::new();
+    let mut from = after.map(str::to_string);
+    loop {
+        let rows = r.scan(PRODUCT_SEARCH, word, from.as_deref(), PAGE).await?;
+        let full = rows.len() == PAGE;
+        let Some((end, _)) = rows.last() else {
+            return Ok(found);
+        };
+        let end = end.clone();
+        found.extend(
+            rows.into_iter()
+                .map(|(id, _)| id)
+                .filter(|id| id.as_str() <= through),
+        );
+        if !full || end.as_str() >= through {
+            return Ok(found);
+        }
+        from = Some(end);
+    }
 }
 
 /// `GET /v1/inventory/{sku}`: stock levels; zeros for a product never

@@ -202,7 +202,6 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         open_loop: Vec::new(),
     };
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let mut outcomes = Vec::new();
     for scenario in scenarios {
         println!("\n== {} ==", scenario.name());
         let started = Instant::now();
@@ -223,32 +222,48 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
             "date": date, "machine": machine, "plan": suite.plan, "outcome": outcome,
         });
         std::fs::write(&file, serde_json::to_vec_pretty(&record)?)?;
-        outcomes.push(outcome);
     }
     if !suite.open_loop.is_empty() {
         let chart = suite.args.out.join("query-latency.svg");
         super::chart::latency_versus_load(&suite.open_loop, &chart)?;
         println!("\nchart: {}", chart.display());
     }
-    let summary = summary_table(&outcomes, &date, &machine);
+    // The table holds the latest result of every scenario run into this
+    // directory, this run's or an earlier one's, each with its own date.
+    let records: Vec<Value> = ALL
+        .iter()
+        .filter_map(|s| std::fs::read(suite.args.out.join(format!("{}.json", s.name()))).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect();
+    let summary = summary_table(&records);
     std::fs::write(suite.args.out.join("summary.md"), &summary)?;
     println!("\n{summary}");
     Ok(())
 }
 
-fn summary_table(outcomes: &[Outcome], date: &str, machine: &str) -> String {
+/// The rows of BENCHMARKS.md from the scenarios' result files.
+fn summary_table(records: &[Value]) -> String {
     let mut out = String::from(
         "| scenario | command | date | machine | result | goal | same-run baseline |\n|---|---|---|---|---|---|---|\n",
     );
-    for o in outcomes {
-        let verdict = match o.met {
+    for record in records {
+        let o = &record["outcome"];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let verdict = match o["met"].as_bool() {
             Some(true) => " (met)",
             Some(false) => " (**missed**)",
             None => "",
         };
         out.push_str(&format!(
             "| {} | `{}` | {} | {} | {} | {}{} | {} |\n",
-            o.scenario, o.command, date, machine, o.result, o.goal, verdict, o.baseline
+            text(&o["scenario"]),
+            text(&o["command"]),
+            text(&record["date"]),
+            text(&record["machine"]),
+            text(&o["result"]),
+            text(&o["goal"]),
+            verdict,
+            text(&o["baseline"])
         ));
     }
     out
@@ -1180,7 +1195,8 @@ mod tests {
             baseline: "b".into(),
             details: Value::Null,
         };
-        let table = summary_table(&[outcome], "2026-01-01", "2 cores");
+        let record = json!({"date": "2026-01-01", "machine": "2 cores", "outcome": outcome});
+        let table = summary_table(&[record]);
         assert!(table.contains(
             "| x | `bench/run.sh --only x` | 2026-01-01 | 2 cores | r | g (**missed**) | b |"
         ));

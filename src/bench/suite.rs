@@ -179,7 +179,6 @@ struct Suite {
     seeded_events: u64,
     /// The query ceiling, once measured, sizes the spike.
     ceiling_rps: Option<f64>,
-    open_loop: Vec<Run>,
 }
 
 pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
@@ -199,7 +198,6 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         seeded,
         seeded_events,
         ceiling_rps: None,
-        open_loop: Vec::new(),
     };
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     for scenario in scenarios {
@@ -223,9 +221,17 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         });
         std::fs::write(&file, serde_json::to_vec_pretty(&record)?)?;
     }
-    if !suite.open_loop.is_empty() {
+    // The chart is drawn from the latest open-loop result in the directory.
+    let open_loop: Vec<Run> = std::fs::read(suite.args.out.join("open-loop.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|record| {
+            serde_json::from_value(record["outcome"]["details"]["runs"].clone()).ok()
+        })
+        .unwrap_or_default();
+    if !open_loop.is_empty() {
         let chart = suite.args.out.join("query-latency.svg");
-        super::chart::latency_versus_load(&suite.open_loop, &chart)?;
+        super::chart::latency_versus_load(&open_loop, &chart)?;
         println!("\nchart: {}", chart.display());
     }
     // The table holds the latest result of every scenario run into this
@@ -483,7 +489,6 @@ impl Suite {
                 break;
             }
         }
-        self.open_loop = runs.clone();
         let first = runs.first().context("no rate was measured")?;
         let first_rate = self.plan.rates[0];
         let goal_rate = if self.plan.smoke { first_rate } else { 10_000 };

@@ -1,5 +1,5 @@
 //! What both embedded stores share: opening SQLite files the same way and a
-//! small pool of read connections used from blocking tasks.
+//! small pool of reader threads, each with its own connection.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -57,28 +57,42 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Read connections kept open between uses, at most `size` at work at
-/// once. Async callers queue for a permit before taking a blocking thread,
-/// so a burst of reads waits its turn on a few warm connections instead of
-/// opening (and memory-mapping) a new connection per blocking thread: more
-/// concurrent SQLite reads than a few per core only add memory and system
-/// time.
+/// A job for a reader thread: given its connection, or why it could not
+/// be opened.
+type Job = Box<dyn FnOnce(rusqlite::Result<&Connection>) + Send>;
+
+/// A fixed set of reader threads, each with its own connection, taking
+/// reads from one queue in arrival order. Async callers queue their read
+/// and await its answer; a burst of reads waits its turn on a few warm
+/// connections instead of opening (and memory-mapping) one per blocking
+/// thread: more concurrent SQLite reads than a few per core only add
+/// memory and system time. A connection never changes threads, so the
+/// memory SQLite allocates for it is freed by the thread that allocated
+/// it, and the pool's thread count does not grow with load (on tokio's
+/// blocking pool it did, and every idle thread kept some heap).
+///
+/// The threads end when the last clone of the pool is dropped.
 #[derive(Clone)]
 pub(crate) struct ReadPool {
-    path: Arc<PathBuf>,
-    idle: Arc<Mutex<Vec<Connection>>>,
-    max_idle: usize,
-    permits: Arc<tokio::sync::Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl ReadPool {
     pub(crate) fn new(path: PathBuf, size: usize) -> Self {
-        Self {
-            path: Arc::new(path),
-            idle: Arc::new(Mutex::new(Vec::new())),
-            max_idle: size,
-            permits: Arc::new(tokio::sync::Semaphore::new(size)),
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..size.max(1) {
+            let (queue, path) = (queue.clone(), path.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("sqlite-read-{n}"))
+                .spawn(move || reader(&path, &queue));
+            if let Err(e) = spawned {
+                // Fewer threads serve the same queue; none would make every
+                // read wait forever, hence the `max(1)` and this log line.
+                tracing::error!(error = %e, "cannot start a SQLite reader thread");
+            }
         }
+        Self { jobs }
     }
 
     /// A pool sized for this machine: four connections per core, 4 to 32.
@@ -87,50 +101,32 @@ impl ReadPool {
         Self::new(path, (cores * 4).clamp(4, 32))
     }
 
-    /// Runs `f` with a read connection, on the calling (blocking) thread.
-    pub(crate) fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_reader(&self.path)?,
-        };
-        let result = f(&conn);
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
-            idle.push(conn);
-        }
-        result
-    }
-
-    /// Runs `f` with a read connection on tokio's blocking pool, once one
-    /// of the pool's permits is free.
+    /// Runs `f` on one of the pool's reader threads with its connection,
+    /// once every read queued before it has been taken. A caller that stops
+    /// waiting before its turn costs nothing: its read is skipped.
     pub(crate) async fn blocking<T, F>(&self, f: F) -> rusqlite::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> T + Send + 'static,
     {
-        let failed = |why: String| {
-            rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(why)))
+        let failed = |why: &str| {
+            rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
+                why.to_string(),
+            )))
         };
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| failed(format!("read pool closed: {e}")))?;
-        let pool = self.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            pool.with(|conn| Ok(f(conn)))
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            if answer.is_closed() {
+                return;
+            }
+            let _ = answer.send(conn.map(f));
         });
-        match task.await {
-            Ok(r) => r,
-            Err(join) => Err(failed(format!("read task failed: {join}"))),
-        }
+        self.jobs
+            .send(job)
+            .map_err(|_| failed("no SQLite reader thread is running"))?;
+        answered
+            .await
+            .map_err(|_| failed("a SQLite read failed on its thread"))?
     }
 
     /// [`Self::blocking`] for a read that can fail.
@@ -140,5 +136,36 @@ impl ReadPool {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         self.blocking(f).await?
+    }
+}
+
+/// One reader thread: opens its connection on first use (again after a
+/// failed open) and runs jobs until the pool is dropped. A job that panics
+/// answers nobody (its caller sees an error) and the thread goes on.
+fn reader(path: &Path, queue: &Mutex<std::sync::mpsc::Receiver<Job>>) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        let job = match queue.lock() {
+            Ok(queue) => match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        if conn.is_none() {
+            match open_reader(path) {
+                Ok(opened) => conn = Some(opened),
+                Err(e) => {
+                    job(Err(e));
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &conn {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(c))));
+            if ran.is_err() {
+                tracing::error!("a SQLite read panicked; its caller got an error");
+            }
+        }
     }
 }

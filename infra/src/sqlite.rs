@@ -110,9 +110,7 @@ impl ReadPool {
         F: FnOnce(&Connection) -> T + Send + 'static,
     {
         let failed = |why: &str| {
-            rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
-                why.to_string(),
-            )))
+            rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(why)))
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
@@ -145,27 +143,24 @@ impl ReadPool {
 fn reader(path: &Path, queue: &Mutex<std::sync::mpsc::Receiver<Job>>) {
     let mut conn: Option<Connection> = None;
     loop {
-        let job = match queue.lock() {
-            Ok(queue) => match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-            Err(_) => return,
+        // The lock is held only while waiting for the next job: one thread
+        // waits on the channel, the others on the lock.
+        let Some(job) = queue.lock().ok().and_then(|queue| queue.recv().ok()) else {
+            return;
         };
-        if conn.is_none() {
-            match open_reader(path) {
-                Ok(opened) => conn = Some(opened),
-                Err(e) => {
-                    job(Err(e));
-                    continue;
+        let opened = match conn.take() {
+            Some(c) => Ok(c),
+            None => open_reader(path),
+        };
+        match opened {
+            Ok(c) => {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(&c))));
+                if ran.is_err() {
+                    tracing::error!("a SQLite read panicked; its caller got an error");
                 }
+                conn = Some(c);
             }
-        }
-        if let Some(c) = &conn {
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(c))));
-            if ran.is_err() {
-                tracing::error!("a SQLite read panicked; its caller got an error");
-            }
+            Err(e) => job(Err(e)),
         }
     }
 }

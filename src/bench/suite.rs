@@ -221,11 +221,20 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         });
         std::fs::write(&file, serde_json::to_vec_pretty(&record)?)?;
     }
-    // The chart is drawn from the latest open-loop result in the directory.
-    let open_loop: Vec<Run> = std::fs::read(suite.args.out.join("open-loop.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|record| {
+    // The chart and the table are drawn from the latest result of every
+    // scenario run into this directory, this run's or an earlier one's,
+    // each with its own date.
+    let records: Vec<(Scenario, Value)> = ALL
+        .iter()
+        .filter_map(|&s| {
+            let bytes = std::fs::read(suite.args.out.join(format!("{}.json", s.name()))).ok()?;
+            Some((s, serde_json::from_slice(&bytes).ok()?))
+        })
+        .collect();
+    let open_loop: Vec<Run> = records
+        .iter()
+        .find(|(s, _)| *s == Scenario::OpenLoop)
+        .and_then(|(_, record)| {
             serde_json::from_value(record["outcome"]["details"]["runs"].clone()).ok()
         })
         .unwrap_or_default();
@@ -234,13 +243,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         super::chart::latency_versus_load(&open_loop, &chart)?;
         println!("\nchart: {}", chart.display());
     }
-    // The table holds the latest result of every scenario run into this
-    // directory, this run's or an earlier one's, each with its own date.
-    let records: Vec<Value> = ALL
-        .iter()
-        .filter_map(|s| std::fs::read(suite.args.out.join(format!("{}.json", s.name()))).ok())
-        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
-        .collect();
+    let records: Vec<Value> = records.into_iter().map(|(_, record)| record).collect();
     let summary = summary_table(&records);
     std::fs::write(suite.args.out.join("summary.md"), &summary)?;
     println!("\n{summary}");

@@ -27,7 +27,7 @@ for arg in "$@"; do [ "$arg" = "--smoke" ] && out=bench/results/smoke; done
 # build the tests made (SHOPSTREAM_BENCH_BUILD=debug), since it measures nothing.
 if [ "${SHOPSTREAM_BENCH_BUILD:-release}" = debug ]; then
   cargo build --locked -p shopstream -p shopstream-bench
-  exec ./target/debug/shopstream bench suite --out "$out" "$@"
+  exec ./target/debug/shopstream-bench suite --out "$out" "$@"
 fi
 cargo build --release --locked -p shopstream -p shopstream-bench
-exec ./target/release/shopstream bench suite --out "$out" "$@"
+exec ./target/release/shopstream-bench suite --out "$out" "$@"

@@ -1,11 +1,9 @@
 //! The `shopstream` command line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use crate::bench;
 use crate::config::Settings;
 use crate::startup::Application;
 use crate::telemetry;
@@ -39,9 +37,6 @@ enum Command {
     /// SHOPSTREAM_DATA_DIR, whether or not a server is running on them.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
-    /// Measures shopstream on this machine.
-    #[command(subcommand)]
-    Bench(BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -58,52 +53,6 @@ enum ProjectionsCommand {
     Resume { name: String },
 }
 
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Durable append throughput with 1 and many writers, beside this
-    /// disk's one-fsync-per-write rate measured in the same run.
-    Append(AppendArgs),
-    /// Fills SHOPSTREAM_DATA_DIR with products, customers and orders
-    /// through the real write path.
-    Seed(bench::seed::SeedArgs),
-    /// Commit -> queryable lag through the embedded projections.
-    Lag(bench::lag::LagArgs),
-    /// Query cache hit ratio under Zipf popularity.
-    Cache(bench::cache::CacheArgs),
-    /// Serves a trivial actix-web handler, the baseline for the query path.
-    Hello(bench::hello::HelloArgs),
-    /// Every scenario of the benchmark plan (or `--only` some), against
-    /// release processes of this binary driven by oha and goose; results go
-    /// to bench/results/. `--smoke` checks the harness in seconds.
-    Suite(bench::suite::SuiteArgs),
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct AppendArgs {
-    /// Where the benchmark's store files go (created; files removed after).
-    #[arg(long, default_value = "./data/bench")]
-    pub dir: PathBuf,
-    /// Concurrent writers to measure, one run each.
-    #[arg(long, value_delimiter = ',', default_value = "1,64")]
-    pub writers: Vec<usize>,
-    /// Events in each append.
-    #[arg(long, default_value_t = 1)]
-    pub events_per_append: usize,
-    /// How long each run lasts.
-    #[arg(long, default_value_t = 5.0)]
-    pub seconds: f64,
-    /// Skip the one-fsync-per-write baselines.
-    #[arg(long)]
-    pub no_baseline: bool,
-    /// Print one line per acknowledged append (`ack <stream> <revision>
-    /// <batch id>`) and keep the store: the crash test's driver.
-    #[arg(long)]
-    pub print_acks: bool,
-    /// Write the results as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -116,14 +65,6 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if matches!(cli.command, Command::Bench(_)) {
-        // Benchmarks print their results; the log says only what went
-        // wrong (RUST_LOG overrides, as everywhere).
-        telemetry::init(&crate::config::LogSettings {
-            format: crate::config::LogFormat::Pretty,
-            filter: "warn".into(),
-        });
-    }
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => serve().await,
@@ -140,12 +81,6 @@ pub fn main() -> ExitCode {
                 telemetry::init(&settings.log);
                 crate::roles::project(&settings, &projections, crate::roles::stop_on_signal()).await
             }
-            Command::Bench(BenchCommand::Append(args)) => bench::append::run(args).await,
-            Command::Bench(BenchCommand::Seed(args)) => bench::seed::run(args).await,
-            Command::Bench(BenchCommand::Lag(args)) => bench::lag::run(args).await,
-            Command::Bench(BenchCommand::Cache(args)) => bench::cache::run(args).await,
-            Command::Bench(BenchCommand::Hello(args)) => bench::hello::run(args).await,
-            Command::Bench(BenchCommand::Suite(args)) => bench::suite::run(args).await,
         }
     });
     match result {

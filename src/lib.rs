@@ -11,16 +11,14 @@
 //! - [`config`]: settings from compiled-in defaults, a file, the environment.
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`startup`]: building and running the HTTP service.
-//! - [`cli`]: the `shopstream` command line (`serve`, `projections`,
-//!   `bench`).
+//! - [`cli`]: the `shopstream` command line (`serve`, `relay`, `project`,
+//!   `projections`).
 //! - [`ops`]: operators' work on the stores (projection status, rebuilds).
 //! - [`roles`]: the scale-out roles: relay and projection workers (Kafka),
 //!   and API nodes hearing their invalidations.
-//! - [`bench`]: load generators the CLI runs (append throughput).
 
 pub mod api;
 pub mod app;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod ops;

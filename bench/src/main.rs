@@ -1,292 +1,100 @@
-//! `shopstream-vu`: the virtual users of the mixed commerce workload, as a
-//! goose load test. `shopstream bench suite` runs it; by hand:
+//! `shopstream-bench`: measures shopstream on this machine. It is not part
+//! of the product: it drives the product binary (`shopstream`, built
+//! beside it) as a separate process, or the application's own command and
+//! query services in process, and keeps the load generators, plotting and
+//! histograms out of what shops deploy.
 //!
-//! ```sh
-//! SHOPSTREAM_VU_DATA=data/bench/users/mixed shopstream-vu \
-//!   --host http://127.0.0.1:8080 --users 200 --increase-rate 200 --run-time 30s
-//! ```
+//! # Layout
+//! - [`append`]: durable append throughput beside the disk's fsync rate.
+//! - [`seed`]: fills a data directory through the real write path.
+//! - [`lag`]: commit → queryable delay, embedded or through Kafka.
+//! - [`cache`]: the query cache's hit ratio under Zipf popularity.
+//! - [`hello`]: the trivial handler the query path is compared with.
+//! - [`suite`]: every scenario of the benchmark plan, driving processes of
+//!   the product binary with external load generators ([`load`]), and the
+//!   latency chart ([`chart`]).
 //!
-//! Every virtual user is a logged-in customer (its bearer token was issued
-//! by `POST /v1/auth/token` when the harness prepared `SHOPSTREAM_VU_DATA`)
-//! doing one kind of transaction over and over, without think time:
-//!
-//! - **browse** (80 % of users): a product page (Zipf(1.0) popularity over
-//!   every product), a category page, a search or the user's profile;
-//! - **cart** (15 %): create a cart and put three products in it;
-//! - **checkout** (5 %): create a cart, put two products in it, check out,
-//!   and pay the order's total.
-//!
-//! goose times each transaction (all its requests) and each request; its
-//! metrics start once every user is running. The last line of output is
-//! `VU_JSON {...}`: per role, transactions, failures and percentiles.
-//!
-//! `SHOPSTREAM_VU_DATA` holds `tokens.txt`, `products.txt` (product ids,
-//! most popular first), `categories.txt` and `searches.txt`, one per line.
+//! The virtual users of the mixed workload are a second binary of this
+//! crate, `shopstream-vu` (`vu.rs`).
 
-use std::path::Path;
-use std::sync::OnceLock;
+mod append;
+mod cache;
+mod chart;
+mod hello;
+mod lag;
+mod load;
+mod seed;
+mod suite;
 
-use goose::prelude::*;
-use rand::RngExt;
-use rand_distr::{Distribution, Zipf};
-use serde_json::{Value, json};
+use std::process::ExitCode;
 
-struct Data {
-    tokens: Vec<String>,
-    products: Vec<String>,
-    popularity: Zipf<f64>,
-    categories: Vec<String>,
-    searches: Vec<String>,
+use clap::{Parser, Subcommand};
+use shopstream::config::{LogFormat, LogSettings};
+
+#[derive(Parser)]
+#[command(
+    name = "shopstream-bench",
+    version,
+    about = "Measures shopstream on this machine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-static DATA: OnceLock<Data> = OnceLock::new();
-
-fn data() -> &'static Data {
-    DATA.get().expect("loaded before the attack starts")
+#[derive(Subcommand)]
+enum Command {
+    /// Durable append throughput with 1 and many writers, beside this
+    /// disk's one-fsync-per-write rate measured in the same run.
+    Append(append::AppendArgs),
+    /// Fills SHOPSTREAM_DATA_DIR with products, customers and orders
+    /// through the real write path.
+    Seed(seed::SeedArgs),
+    /// Commit -> queryable lag through the embedded projections or Kafka.
+    Lag(lag::LagArgs),
+    /// Query cache hit ratio under Zipf popularity.
+    Cache(cache::CacheArgs),
+    /// Serves a trivial actix-web handler, the baseline for the query path.
+    Hello(hello::HelloArgs),
+    /// Every scenario of the benchmark plan (or `--only` some), against
+    /// release processes of `shopstream` driven by oha and goose; results
+    /// go to bench/results/. `--smoke` checks the harness in seconds.
+    Suite(suite::SuiteArgs),
 }
 
-fn lines(dir: &Path, name: &str) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(dir.join(name))
-        .map_err(|e| format!("reading {}: {e}", dir.join(name).display()))?;
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    if lines.is_empty() {
-        return Err(format!("{name} is empty"));
-    }
-    Ok(lines)
-}
-
-fn load(dir: &Path) -> Result<Data, String> {
-    let products = lines(dir, "products.txt")?;
-    Ok(Data {
-        tokens: lines(dir, "tokens.txt")?,
-        popularity: Zipf::new(products.len() as f64, 1.0).map_err(|e| e.to_string())?,
-        products,
-        categories: lines(dir, "categories.txt")?,
-        searches: lines(dir, "searches.txt")?,
-    })
-}
-
-fn pick(items: &[String]) -> &str {
-    &items[rand::rng().random_range(0..items.len())]
-}
-
-/// A product, the k-th most popular asked for in proportion to 1/k.
-fn popular_product() -> &'static str {
-    let d = data();
-    let rank = d.popularity.sample(&mut rand::rng()) as usize;
-    &d.products[rank.clamp(1, d.products.len()) - 1]
-}
-
-#[derive(Clone)]
-struct Session {
-    token: String,
-}
-
-async fn log_in(user: &mut GooseUser) -> TransactionResult {
-    user.set_session_data(Session {
-        token: pick(&data().tokens).to_string(),
-    });
-    Ok(())
-}
-
-/// Sends one request as the user; an answer other than 2xx fails it.
-async fn call(
-    user: &mut GooseUser,
-    method: GooseMethod,
-    path: &str,
-    name: &'static str,
-    body: Option<Value>,
-) -> Result<Value, Box<TransactionError>> {
-    let token = user.get_session_data_unchecked::<Session>().token.clone();
-    let mut builder = user.get_request_builder(&method, path)?.bearer_auth(token);
-    if let Some(body) = body {
-        builder = builder.json(&body);
-    }
-    let request = GooseRequest::builder()
-        .name(name)
-        .set_request_builder(builder)
-        .build();
-    let mut sent = user.request(request).await?;
-    match sent.response {
-        Ok(response) if response.status().is_success() => {
-            Ok(response.json::<Value>().await.unwrap_or(Value::Null))
-        }
-        Ok(response) => {
-            let headers = response.headers().clone();
-            let text = response.text().await.unwrap_or_default();
-            user.set_failure(name, &mut sent.request, Some(&headers), Some(&text))?;
-            Ok(Value::Null)
-        }
-        Err(e) => Err(Box::new(e.into())),
-    }
-}
-
-fn field<'a>(value: &'a Value, name: &str) -> Result<&'a str, Box<TransactionError>> {
-    value[name]
-        .as_str()
-        .ok_or_else(|| Box::new(TransactionError::Custom(format!("no {name} in the answer"))))
-}
-
-async fn browse(user: &mut GooseUser) -> TransactionResult {
-    let dice = rand::rng().random_range(0..100);
-    let d = data();
-    let (path, name) = match dice {
-        0..70 => (
-            format!("/v1/products/{}", popular_product()),
-            "GET /v1/products/{id}",
-        ),
-        70..85 => (
-            format!("/v1/products?limit=20&category={}", pick(&d.categories)),
-            "GET /v1/products?category=",
-        ),
-        85..95 => (
-            format!("/v1/products/search?limit=20&q={}", pick(&d.searches)),
-            "GET /v1/products/search?q=",
-        ),
-        _ => ("/v1/customers/me".to_string(), "GET /v1/customers/me"),
-    };
-    call(user, GooseMethod::Get, &path, name, None).await?;
-    Ok(())
-}
-
-/// Creates a cart and puts `items` popular products in it: the cart's id
-/// and its last view.
-async fn fill(
-    user: &mut GooseUser,
-    items: usize,
-) -> Result<(String, Value), Box<TransactionError>> {
-    let created = call(user, GooseMethod::Post, "/v1/carts", "POST /v1/carts", None).await?;
-    let cart = field(&created, "cart_id")?.to_string();
-    let mut view = Value::Null;
-    for _ in 0..items {
-        let path = format!("/v1/carts/{cart}/items/{}", popular_product());
-        view = call(
-            user,
-            GooseMethod::Put,
-            &path,
-            "PUT /v1/carts/{id}/items/{product}",
-            Some(json!({"quantity": 1})),
-        )
-        .await?;
-    }
-    Ok((cart, view))
-}
-
-async fn fill_cart(user: &mut GooseUser) -> TransactionResult {
-    fill(user, 3).await?;
-    Ok(())
-}
-
-async fn checkout_and_pay(user: &mut GooseUser) -> TransactionResult {
-    let (cart, view) = fill(user, 2).await?;
-    let placed = call(
-        user,
-        GooseMethod::Post,
-        &format!("/v1/carts/{cart}/checkout"),
-        "POST /v1/carts/{id}/checkout",
-        Some(json!({"shipping_address": "1 Main Street, 10115 Berlin"})),
-    )
-    .await?;
-    let order = field(&placed, "order_id")?.to_string();
-    call(
-        user,
-        GooseMethod::Post,
-        &format!("/v1/orders/{order}/payments"),
-        "POST /v1/orders/{id}/payments",
-        Some(json!({"amount": view["total"], "reference": format!("pay-{order}")})),
-    )
-    .await?;
-    Ok(())
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-/// What the harness reads: per role, its transactions and their times.
-fn summary(metrics: &GooseMetrics) -> Value {
-    let seconds = metrics.duration.max(1) as f64;
-    let roles: Vec<Value> = metrics
-        .scenarios
-        .iter()
-        .map(|scenario| {
-            // The last transaction is the role's own; the first logs in.
-            let main = metrics
-                .transactions
-                .get(scenario.index)
-                .and_then(|t| t.last());
-            let (ok, failed, times) = match main {
-                Some(t) => (t.success_count, t.fail_count, &t.run_times),
-                None => (0, 0, &scenario.run_times),
-            };
-            json!({
-                "role": scenario.name.as_ref(),
-                "users": scenario.users.len(),
-                "transactions": ok + failed,
-                "transactions_per_s": (ok + failed) as f64 / seconds,
-                "failed_transactions": failed,
-                "p50_ms": ms(times.percentile_us(0.5)),
-                "p95_ms": ms(times.percentile_us(0.95)),
-                "p99_ms": ms(times.percentile_us(0.99)),
-                "p999_ms": ms(times.percentile_us(0.999)),
-                "max_ms": ms(times.maximum_time_us),
-            })
-        })
-        .collect();
-    let requests: Vec<Value> = metrics
-        .requests
-        .values()
-        .map(|r| {
-            json!({
-                "name": r.path,
-                "method": format!("{:?}", r.method),
-                "ok": r.success_count,
-                "failed": r.fail_count,
-                "p50_ms": ms(r.raw_data.percentile_us(0.5)),
-                "p99_ms": ms(r.raw_data.percentile_us(0.99)),
-            })
-        })
-        .collect();
-    json!({"seconds": seconds, "roles": roles, "requests": requests})
-}
-
-#[tokio::main]
-async fn main() -> Result<(), GooseError> {
-    let dir = std::env::var_os("SHOPSTREAM_VU_DATA").unwrap_or_else(|| ".".into());
-    match load(Path::new(&dir)) {
-        Ok(loaded) => {
-            let _ = DATA.set(loaded);
-        }
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
         Err(e) => {
-            eprintln!("shopstream-vu: {e} (set SHOPSTREAM_VU_DATA to the prepared directory)");
-            std::process::exit(2);
+            eprintln!("shopstream-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Benchmarks print their results; the log says only what went wrong
+    // (RUST_LOG overrides, as everywhere).
+    shopstream::telemetry::init(&LogSettings {
+        format: LogFormat::Pretty,
+        filter: "warn".into(),
+    });
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Append(args) => append::run(args).await,
+            Command::Seed(args) => seed::run(args).await,
+            Command::Lag(args) => lag::run(args).await,
+            Command::Cache(args) => cache::run(args).await,
+            Command::Hello(args) => hello::run(args).await,
+            Command::Suite(args) => suite::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shopstream-bench: {e:#}");
+            ExitCode::FAILURE
         }
     }
-    let metrics = GooseAttack::initialize()?
-        .register_scenario(
-            scenario!("browse")
-                .set_weight(80)?
-                .register_transaction(transaction!(log_in).set_on_start())
-                .register_transaction(transaction!(browse)),
-        )
-        .register_scenario(
-            scenario!("cart")
-                .set_weight(15)?
-                .register_transaction(transaction!(log_in).set_on_start())
-                .register_transaction(transaction!(fill_cart)),
-        )
-        .register_scenario(
-            scenario!("checkout")
-                .set_weight(5)?
-                .register_transaction(transaction!(log_in).set_on_start())
-                .register_transaction(transaction!(checkout_and_pay)),
-        )
-        .execute()
-        .await?;
-    println!("VU_JSON {}", summary(&metrics));
-    Ok(())
 }

@@ -1,17 +1,80 @@
 //! Crash safety of the embedded store: a child process appends under load
 //! and is killed with SIGKILL; after reopening, every append it had
 //! acknowledged is there, whole, and no append is half-written.
+//!
+//! The child is this very test binary, started again to run only
+//! [`writer`] (an ignored test, so it never runs on its own), with the
+//! store's directory in [`WRITER_DIR`].
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use serde_json::Value;
 use shopstream_infra::event_store::{
-    EventFilter, EventStore, SqliteEventStore, SqliteEventStoreOptions,
+    EventFilter, EventStore, ExpectedRevision, SqliteEventStore, SqliteEventStoreOptions,
 };
+use uuid::Uuid;
 
 const EVENTS_PER_APPEND: usize = 3;
+const WRITERS: usize = 8;
+
+/// Where the writer keeps its store; set only in the child.
+const WRITER_DIR: &str = "SHOPSTREAM_CRASH_WRITER_DIR";
+
+/// The child's work: appends batches of [`EVENTS_PER_APPEND`] events from
+/// [`WRITERS`] concurrent writers for ever, printing each one as it is
+/// acknowledged (`ack <stream> <revision> <batch id>`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the crash test's writer: it runs in the child process the crash test starts"]
+async fn writer() {
+    let dir = std::env::var_os(WRITER_DIR).expect("started by the crash test");
+    let store = Arc::new(
+        SqliteEventStore::open(
+            std::path::Path::new(&dir).join("events.sqlite"),
+            SqliteEventStoreOptions::default(),
+        )
+        .expect("the store opens"),
+    );
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = format!("crash-{w}-{}", Uuid::now_v7());
+                let mut revision: Option<u64> = None;
+                loop {
+                    let batch = Uuid::now_v7();
+                    let events = (0..EVENTS_PER_APPEND)
+                        .map(|index| {
+                            let mut e = crate::contract::event("CrashTestEventAppended", 0);
+                            e.data =
+                                format!(r#"{{"batch":"{batch}","index":{index}}}"#).into_bytes();
+                            e
+                        })
+                        .collect();
+                    let done = store
+                        .append(vec![crate::contract::write(
+                            &stream,
+                            ExpectedRevision::at(revision),
+                            events,
+                        )])
+                        .await
+                        .expect("the append is acknowledged");
+                    revision = done.streams[0].revision;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ack {stream} {} {batch}", revision.unwrap_or(0))
+                        .expect("stdout is open");
+                    out.flush().expect("stdout is open");
+                }
+            })
+        })
+        .collect();
+    // The writers run until the process is killed.
+    futures::future::try_join_all(tasks)
+        .await
+        .expect("no writer fails");
+}
 
 struct Ack {
     stream: String,
@@ -21,11 +84,9 @@ struct Ack {
 
 /// Starts an appending child, reads `acks` acknowledgements, kills it.
 fn append_until_killed(dir: &std::path::Path, acks: usize) -> Vec<Ack> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shopstream"))
-        .args(["bench", "append", "--print-acks", "--writers", "8"])
-        .args(["--events-per-append", &EVENTS_PER_APPEND.to_string()])
-        .arg("--dir")
-        .arg(dir)
+    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["crash::writer", "--exact", "--ignored", "--nocapture"])
+        .env(WRITER_DIR, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -34,6 +95,10 @@ fn append_until_killed(dir: &std::path::Path, acks: usize) -> Vec<Ack> {
     let mut seen = Vec::with_capacity(acks);
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("a line from the child");
+        // The test harness prints its own lines too.
+        if !line.starts_with("ack ") {
+            continue;
+        }
         let parts: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(parts.len(), 4, "ack line {line:?}");
         seen.push(Ack {

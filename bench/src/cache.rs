@@ -1,4 +1,4 @@
-//! `shopstream bench cache`: the query cache's hit ratio when reads of
+//! `shopstream-bench cache`: the query cache's hit ratio when reads of
 //! `GET /v1/products/{id}` follow Zipf(1.0) and the cache holds a quarter
 //! of the answers. The cache is sized by measuring every answer once; the
 //! reads then go through the real query service (cache and read store).
@@ -11,11 +11,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
 
-use super::seed::{SeedArgs, seed};
-use crate::app::App;
-use crate::app::queries::{QueryService, catalogue};
-use crate::config::Settings;
-use crate::telemetry::Metrics;
+use crate::seed::{SeedArgs, seed};
+use shopstream::app::App;
+use shopstream::app::queries::{QueryService, catalogue};
+use shopstream::config::Settings;
+use shopstream::telemetry::Metrics;
 
 #[derive(Args, Debug, Clone)]
 pub struct CacheArgs {

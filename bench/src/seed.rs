@@ -1,4 +1,4 @@
-//! `shopstream bench seed`: fills a data directory with products, customers
+//! `shopstream-bench seed`: fills a data directory with products, customers
 //! and orders through the real write path (the command service, its domain
 //! decisions and the event store's group commit; only HTTP is skipped), so
 //! every benchmark starts from a known state. Product popularity follows
@@ -25,14 +25,14 @@ use shopstream_domain::values::{
 };
 use uuid::Uuid;
 
-use crate::app::App;
-use crate::app::commands::carts::{Checkout, CreateCart, SetCartItem};
-use crate::app::commands::catalogue::CreateProduct;
-use crate::app::commands::customers::RegisterCustomer;
-use crate::app::commands::inventory::ReceiveStock;
-use crate::app::commands::orders::{CancelOrder, PayOrder, ShipOrder};
-use crate::app::commands::{Actor, Command, CommandContext};
-use crate::config::Settings;
+use shopstream::app::App;
+use shopstream::app::commands::carts::{Checkout, CreateCart, SetCartItem};
+use shopstream::app::commands::catalogue::CreateProduct;
+use shopstream::app::commands::customers::RegisterCustomer;
+use shopstream::app::commands::inventory::ReceiveStock;
+use shopstream::app::commands::orders::{CancelOrder, PayOrder, ShipOrder};
+use shopstream::app::commands::{Actor, Command, CommandContext};
+use shopstream::config::Settings;
 
 #[derive(Args, Debug, Clone)]
 pub struct SeedArgs {

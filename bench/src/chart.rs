@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::load::Run;
+use crate::load::Run;
 
 pub fn latency_versus_load(runs: &[Run], path: &Path) -> anyhow::Result<()> {
     let points = |f: fn(&Run) -> f64| -> Vec<(f64, f64)> {

@@ -1,7 +1,8 @@
-//! What the scenarios of [`super::suite`] drive: shopstream and the trivial
-//! handler as separate processes of this same binary, and the load
-//! generators (`oha` for one endpoint, `shopstream-vu`, a goose load test,
-//! for virtual users), whose own reports give every latency figure.
+//! What the scenarios of [`crate::suite`] drive: the product binary
+//! (`shopstream serve`, built beside this one) and the trivial handler as
+//! separate processes, and the load generators (`oha` for one endpoint,
+//! `shopstream-vu`, a goose load test, for virtual users), whose own
+//! reports give every latency figure.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,10 +13,33 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+/// A binary built into the same directory as this one (cargo puts every
+/// binary of a build in one place).
+pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} is not built; build it with `cargo build --release -p shopstream -p shopstream-bench`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The product binary, `shopstream`.
+pub fn shopstream() -> anyhow::Result<PathBuf> {
+    sibling("shopstream")
+}
+
+/// This harness, for its own subcommands in a process of their own.
+pub fn harness() -> anyhow::Result<PathBuf> {
+    Ok(std::env::current_exe()?)
+}
+
 pub const ADMIN_EMAIL: &str = "bench-admin@example.com";
 pub const ADMIN_PASSWORD: &str = "bench-admin-password";
 
-/// A process of this binary serving HTTP, killed when dropped.
+/// A server process, killed when dropped.
 pub struct Server {
     child: Child,
     pub base: String,
@@ -25,7 +49,7 @@ impl Server {
     /// `shopstream serve` on `data_dir`, ready once its projections have
     /// caught up with every event already stored.
     pub async fn serve(data_dir: &Path, port: u16) -> anyhow::Result<Self> {
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(shopstream()?)
             .arg("serve")
             .env("SHOPSTREAM_DATA_DIR", data_dir)
             .env("SHOPSTREAM_HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -63,14 +87,14 @@ impl Server {
         Ok(server)
     }
 
-    /// `shopstream bench hello`, the trivial actix-web handler.
+    /// `shopstream-bench hello`, the trivial actix-web handler.
     pub async fn hello(port: u16) -> anyhow::Result<Self> {
-        let child = Command::new(std::env::current_exe()?)
-            .args(["bench", "hello", "--addr", &format!("127.0.0.1:{port}")])
+        let child = Command::new(harness()?)
+            .args(["hello", "--addr", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .context("starting shopstream bench hello")?;
+            .context("starting shopstream-bench hello")?;
         let server = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -448,7 +472,7 @@ impl VirtualUsers {
     /// Runs `users` virtual users (80 % browse, 15 % cart, 5 % checkout)
     /// against `base` for `seconds` once all have started.
     pub async fn run(&self, base: &str, users: usize, seconds: f64) -> anyhow::Result<UsersRun> {
-        let exe = std::env::current_exe()?.with_file_name("shopstream-vu");
+        let exe = sibling("shopstream-vu")?;
         let mut cmd = Command::new(&exe);
         cmd.env("SHOPSTREAM_VU_DATA", &self.dir)
             .args(["--host", base])

@@ -1,4 +1,4 @@
-//! `shopstream bench hello`: the trivial actix-web handler the query path
+//! `shopstream-bench hello`: the trivial actix-web handler the query path
 //! is compared with: same build, same worker count, same machine, same run.
 
 use clap::Args;

@@ -1,4 +1,4 @@
-//! `shopstream bench lag`: commit → queryable. Workers run commands (cart
+//! `shopstream-bench lag`: commit → queryable. Workers run commands (cart
 //! changes, price changes) and, for each, wait until the read models say
 //! they reflect it, through the same wait a query with a consistency token
 //! does. The time from the command's acknowledgement to that moment is the
@@ -27,13 +27,13 @@ use shopstream_infra::feed::kafka::{RelayProgress, probe};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::seed::{SeedArgs, Seeded, seed};
-use crate::app::App;
-use crate::app::commands::carts::{CreateCart, SetCartItem};
-use crate::app::commands::catalogue::ChangePrice;
-use crate::app::commands::{Actor, CommandContext};
-use crate::app::queries::Consistency;
-use crate::config::{FeedKind, Settings};
+use crate::seed::{SeedArgs, Seeded, seed};
+use shopstream::app::App;
+use shopstream::app::commands::carts::{CreateCart, SetCartItem};
+use shopstream::app::commands::catalogue::ChangePrice;
+use shopstream::app::commands::{Actor, CommandContext};
+use shopstream::app::queries::Consistency;
+use shopstream::config::{FeedKind, Settings};
 
 #[derive(Args, Debug, Clone)]
 pub struct LagArgs {
@@ -178,7 +178,7 @@ async fn through_kafka(args: &LagArgs) -> anyhow::Result<LagResult> {
     let (progress, mut relayed) = watch::channel(RelayProgress::default());
     let relay = {
         let (settings, stop) = (settings.clone(), stop.clone());
-        tokio::spawn(async move { crate::roles::relay(&settings, stop, progress).await })
+        tokio::spawn(async move { shopstream::roles::relay(&settings, stop, progress).await })
     };
     relayed.wait_for(|p| p.events > 0).await?;
     let first = Instant::now();
@@ -194,11 +194,11 @@ async fn through_kafka(args: &LagArgs) -> anyhow::Result<LagResult> {
     // The API node's ear, then the workers.
     let listener = {
         let (settings, queries, stop) = (settings.clone(), app.queries.clone(), stop.clone());
-        tokio::spawn(async move { crate::roles::listen(&settings, queries, stop).await })
+        tokio::spawn(async move { shopstream::roles::listen(&settings, queries, stop).await })
     };
     let workers = {
         let (settings, stop) = (settings.clone(), stop.clone());
-        tokio::spawn(async move { crate::roles::project(&settings, &[], stop).await })
+        tokio::spawn(async move { shopstream::roles::project(&settings, &[], stop).await })
     };
     caught_up(&app, Duration::from_secs(120)).await?;
 

@@ -1,29 +1,46 @@
-//! `shopstream bench append`: durable appends per second through the
+//! `shopstream-bench append`: durable appends per second through the
 //! embedded event store with 1 and many concurrent writers, beside the same
 //! disk's one-fsync-per-write rate measured in the same run, so group
 //! commit's gain is a ratio rather than a number from another day.
-//!
-//! With `--print-acks` it is also the crash test's driver: every
-//! acknowledged append is printed as it is acknowledged, and the store is
-//! kept, so a test can kill it and check that every printed append survived
-//! whole.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::Args;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use shopstream_infra::Durability;
 use shopstream_infra::event_store::{
     EventStore, ExpectedRevision, Metadata, NewEvent, SqliteEventStore, SqliteEventStoreOptions,
+    StreamWrite,
 };
 use uuid::Uuid;
 
-use crate::cli::AppendArgs;
+#[derive(Args, Debug, Clone)]
+pub struct AppendArgs {
+    /// Where the benchmark's store files go (created; files removed after).
+    #[arg(long, default_value = "./data/bench")]
+    pub dir: PathBuf,
+    /// Concurrent writers to measure, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    pub writers: Vec<usize>,
+    /// Events in each append.
+    #[arg(long, default_value_t = 1)]
+    pub events_per_append: usize,
+    /// How long each run lasts.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Skip the one-fsync-per-write baselines.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Measurement {
@@ -39,15 +56,6 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let duration = Duration::from_secs_f64(args.seconds);
-    if args.print_acks {
-        let writers = args.writers.first().copied().unwrap_or(1);
-        return print_acks(
-            &args.dir.join("events.sqlite"),
-            writers,
-            args.events_per_append,
-        )
-        .await;
-    }
 
     let mut results = Vec::new();
     if !args.no_baseline {
@@ -124,9 +132,9 @@ fn event(batch: Uuid, index: usize, size: usize) -> NewEvent {
     }
 }
 
-fn batch(size: usize) -> (Uuid, Vec<NewEvent>) {
+fn batch(size: usize) -> Vec<NewEvent> {
     let id = Uuid::now_v7();
-    (id, (0..size).map(|i| event(id, i, size)).collect())
+    (0..size).map(|i| event(id, i, size)).collect()
 }
 
 fn remove_store(path: &Path) {
@@ -195,10 +203,14 @@ async fn through_store(
                 let mut histogram = Histogram::<u64>::new(3)?;
                 let mut appends = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let (_, events) = batch(events_per_append);
+                    let events = batch(events_per_append);
                     let t = Instant::now();
                     let done = store
-                        .append_to_stream(&stream, ExpectedRevision::at(revision), events)
+                        .append(vec![StreamWrite {
+                            stream: stream.clone(),
+                            expected: ExpectedRevision::at(revision),
+                            events,
+                        }])
                         .await?;
                     histogram.record(t.elapsed().as_micros() as u64)?;
                     revision = done.streams[0].revision;
@@ -228,37 +240,4 @@ async fn through_store(
         p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
     })
-}
-
-/// Appends for ever, printing each acknowledged append.
-async fn print_acks(path: &Path, writers: usize, events_per_append: usize) -> anyhow::Result<()> {
-    let store = Arc::new(SqliteEventStore::open(
-        path,
-        SqliteEventStoreOptions::default(),
-    )?);
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let stream = format!("crash-{w}-{}", Uuid::now_v7());
-                let mut revision: Option<u64> = None;
-                loop {
-                    let (id, events) = batch(events_per_append);
-                    let done = store
-                        .append_to_stream(&stream, ExpectedRevision::at(revision), events)
-                        .await?;
-                    revision = done.streams[0].revision;
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "ack {stream} {} {id}", revision.unwrap_or(0))?;
-                    out.flush()?;
-                }
-                #[allow(unreachable_code)]
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok(())
 }

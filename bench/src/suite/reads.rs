@@ -1,0 +1,184 @@
+//! The query path: the ceiling beside a trivial handler, latency against
+//! offered load, many connections, and a spike.
+
+use super::*;
+
+impl Suite {
+    pub(super) async fn ceiling(&mut self) -> anyhow::Result<Outcome> {
+        let server = self.server(Scenario::Ceiling).await?;
+        let hello = Server::hello(free_port()?).await?;
+        let url = self.product_url(&server).await?;
+        let secs = self.plan.seconds;
+        let baseline = oha(&format!("{}/hello", hello.base), 256, None, secs).await?;
+        let product = oha(&url, 256, None, secs).await?;
+        let ratio = product.rps / baseline.rps;
+        self.ceiling_rps = Some(product.rps);
+        Ok(Outcome {
+            scenario: "query ceiling: GET /v1/products/{id}, cache hit, 256 connections",
+            command: String::new(),
+            result: format!(
+                "{} req/s, p50 {}, p99 {}, p99.9 {}, {} errors → **{ratio:.2}×**",
+                thousands(product.rps),
+                ms(product.p50_ms),
+                ms(product.p99_ms),
+                ms(product.p999_ms),
+                product.errors
+            ),
+            goal: "≥ 0.6× the trivial handler".into(),
+            met: Some(ratio >= 0.6 && product.errors == 0),
+            baseline: format!(
+                "trivial actix-web handler: {} req/s, p99 {}",
+                thousands(baseline.rps),
+                ms(baseline.p99_ms)
+            ),
+            details: json!({"product": product, "hello": baseline, "ratio": ratio}),
+        })
+    }
+
+    pub(super) async fn open_loop(&mut self) -> anyhow::Result<Outcome> {
+        let server = self.server(Scenario::OpenLoop).await?;
+        let url = self.product_url(&server).await?;
+        let mut runs: Vec<Run> = Vec::new();
+        let mut knee = None;
+        for &rate in &self.plan.rates {
+            let run = oha(&url, 256, Some(rate), self.plan.seconds).await?;
+            println!(
+                "  offered {rate:>7}/s: achieved {:>8.0}/s  p50 {}  p99 {}  p99.9 {}  errors {}",
+                run.rps,
+                ms(run.p50_ms),
+                ms(run.p99_ms),
+                ms(run.p999_ms),
+                run.errors
+            );
+            let saturated = run.p99_ms > 10.0 || run.rps < 0.9 * f64::from(rate);
+            runs.push(run);
+            if saturated {
+                knee = Some(rate);
+                break;
+            }
+        }
+        let first = runs.first().context("no rate was measured")?;
+        let first_rate = self.plan.rates[0];
+        let goal_rate = if self.plan.smoke { first_rate } else { 10_000 };
+        let at_goal = runs
+            .iter()
+            .find(|r| r.offered_rps == Some(f64::from(goal_rate)))
+            .unwrap_or(first);
+        let knee_text = match knee {
+            Some(rate) => format!(
+                "p99 passes 10 ms (or the rate is not kept) at {} req/s",
+                thousands(f64::from(rate))
+            ),
+            None => format!(
+                "p99 stays under 10 ms up to {} req/s, the highest rate offered",
+                thousands(f64::from(*self.plan.rates.last().unwrap_or(&0)))
+            ),
+        };
+        Ok(Outcome {
+            scenario: "open loop: GET /v1/products/{id}, fixed rate, latency-corrected",
+            command: String::new(),
+            result: format!(
+                "at {} req/s: p50 {}, **p99 {}**, p99.9 {}; {knee_text}",
+                thousands(f64::from(goal_rate)),
+                ms(at_goal.p50_ms),
+                ms(at_goal.p99_ms),
+                ms(at_goal.p999_ms)
+            ),
+            goal: "p99 ≤ 1 ms at 10k req/s; report the knee".into(),
+            met: Some(at_goal.p99_ms <= 1.0),
+            baseline: "the closed-loop ceiling above".into(),
+            details: json!({"runs": runs, "knee_rps": knee}),
+        })
+    }
+
+    pub(super) async fn connections(&mut self) -> anyhow::Result<Outcome> {
+        let server = self.server(Scenario::Connections).await?;
+        let url = self.product_url(&server).await?;
+        let idle = server.rss_mib()?;
+        let server = Arc::new(server);
+        let (c, rate) = (self.plan.many_connections, self.plan.many_connections_rate);
+        let peak_rss = Arc::new(std::sync::Mutex::new(0.0f64));
+        let run = {
+            let watcher = {
+                let server = server.clone();
+                let peak_rss = peak_rss.clone();
+                tokio::spawn(async move {
+                    loop {
+                        if let Ok(rss) = server.rss_mib() {
+                            let mut peak = peak_rss.lock().expect("unpoisoned");
+                            *peak = peak.max(rss);
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+            };
+            let run = oha(&url, c, Some(rate), self.plan.seconds.max(5.0)).await;
+            watcher.abort();
+            run?
+        };
+        let peak = *peak_rss.lock().expect("unpoisoned");
+        Ok(Outcome {
+            scenario: "10,000 concurrent users: keep-alive connections, 20k req/s total",
+            command: String::new(),
+            result: format!(
+                "{} connections at {} req/s offered: {} req/s, p50 {}, **p99 {}**, {} errors, RSS {peak:.0} MiB (idle {idle:.0} MiB)",
+                thousands(c as f64),
+                thousands(f64::from(rate)),
+                thousands(run.rps),
+                ms(run.p50_ms),
+                ms(run.p99_ms),
+                run.errors
+            ),
+            goal: "p99 ≤ 20 ms, 0 errors".into(),
+            met: Some(run.p99_ms <= 20.0 && run.errors == 0),
+            baseline: format!("the same server idle: {idle:.0} MiB"),
+            details: json!({"run": run, "rss_peak_mib": peak, "rss_idle_mib": idle}),
+        })
+    }
+
+    pub(super) async fn spike(&mut self) -> anyhow::Result<Outcome> {
+        let server = self.server(Scenario::Spike).await?;
+        let url = self.product_url(&server).await?;
+        let ceiling = match self.ceiling_rps {
+            Some(rps) => rps,
+            None => oha(&url, 256, None, self.plan.seconds.min(3.0)).await?.rps,
+        };
+        // The base load is a tenth of the ceiling: the spike is all of it.
+        let base = ((ceiling / 10.0) as u32).max(100);
+        let before = oha(&url, 256, Some(base), self.plan.seconds).await?;
+        let spike = oha(&url, 1024, Some(base * 10), self.plan.spike_seconds).await?;
+        let ended = Instant::now();
+        let settled = before.p99_ms * 2.0 + 0.5;
+        let mut probes = Vec::new();
+        let recovery = loop {
+            let probe = oha(&url, 256, Some(base), 1.0).await?;
+            let ok = probe.p99_ms <= settled && probe.errors == 0;
+            probes.push(probe);
+            if ok {
+                break Some(ended.elapsed().as_secs_f64());
+            }
+            if probes.len() >= 60 {
+                break None;
+            }
+        };
+        let errors = spike.errors + probes.iter().map(|p| p.errors).sum::<u64>();
+        Ok(Outcome {
+            scenario: "spike: 10× the base load for 30 s (GET /v1/products/{id}, open loop)",
+            command: String::new(),
+            result: format!(
+                "base {} req/s (p99 {}); spike {} req/s offered, {} kept, p99 {}, **{errors} errors**; recovered (p99 ≤ {}) {} after the spike",
+                thousands(f64::from(base)),
+                ms(before.p99_ms),
+                thousands(f64::from(base * 10)),
+                thousands(spike.rps),
+                ms(spike.p99_ms),
+                ms(settled),
+                recovery.map_or("not within 60 s".into(), |s| format!("{s:.1} s"))
+            ),
+            goal: "0 errors, quick recovery".into(),
+            met: Some(errors == 0 && recovery.is_some()),
+            baseline: format!("the base load before the spike: p99 {}", ms(before.p99_ms)),
+            details: json!({"before": before, "spike": spike, "probes": probes, "recovery_s": recovery}),
+        })
+    }
+}

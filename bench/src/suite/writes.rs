@@ -1,0 +1,246 @@
+//! The write path: the hot SKU, durable appends, commit → queryable.
+
+use super::*;
+
+impl Suite {
+    pub(super) async fn hot_sku(&mut self) -> anyhow::Result<Outcome> {
+        const SHOPPERS: usize = 64;
+        const STOCK: u32 = 10;
+        let server = self.server(Scenario::HotSku).await?;
+        let api = Api::new(&server.base);
+        let admin = api.login(load::ADMIN_EMAIL, load::ADMIN_PASSWORD).await?;
+        let tokens: Vec<String> = futures::future::try_join_all((0..SHOPPERS).map(|i| {
+            let api = api.clone();
+            let customers = self.plan.customers;
+            async move { api.login(&seed::email(i % customers), seed::PASSWORD).await }
+        }))
+        .await?;
+        let retries_before = api
+            .metric(
+                "shopstream_command_retries_total",
+                &["command=\"checkout\""],
+            )
+            .await?;
+        let (mut latencies, mut sold, mut oversold, mut refused, mut failed) =
+            (Vec::new(), 0u64, 0i64, 0u64, 0u64);
+        for round in 0..self.plan.hot_rounds {
+            let sku = format!(
+                "HOT-{round}-{}",
+                &uuid::Uuid::now_v7().simple().to_string()[20..]
+            );
+            let (status, _, created) = api
+                .send(
+                    reqwest::Method::POST,
+                    "/v1/products",
+                    &admin,
+                    Some(json!({"sku": sku, "name": "Hot item", "description": "Everyone wants it",
+                        "price": {"amount": 999, "currency": "EUR"}, "category": "hot", "tags": ["hot"]})),
+                )
+                .await?;
+            if status != 201 {
+                bail!("creating the hot product: {status} {created}");
+            }
+            let product = created["product_id"]
+                .as_str()
+                .context("no product_id")?
+                .to_string();
+            api.send(
+                reqwest::Method::POST,
+                &format!("/v1/inventory/{sku}/receipts"),
+                &admin,
+                Some(json!({"quantity": STOCK})),
+            )
+            .await?;
+            let mut carts = Vec::new();
+            for token in &tokens {
+                let (_, _, cart) = api
+                    .send(reqwest::Method::POST, "/v1/carts", token, None)
+                    .await?;
+                let cart = cart["cart_id"].as_str().context("no cart_id")?.to_string();
+                let (status, _, _) = api
+                    .send(
+                        reqwest::Method::PUT,
+                        &format!("/v1/carts/{cart}/items/{product}"),
+                        token,
+                        Some(json!({"quantity": 1})),
+                    )
+                    .await?;
+                if status != 200 {
+                    bail!("filling a cart: {status}");
+                }
+                carts.push(cart);
+            }
+            let gate = Arc::new(tokio::sync::Barrier::new(SHOPPERS));
+            let checkouts = carts.iter().zip(&tokens).map(|(cart, token)| {
+                let (api, gate) = (api.clone(), gate.clone());
+                async move {
+                    gate.wait().await;
+                    let started = Instant::now();
+                    let answer = api
+                        .send(
+                            reqwest::Method::POST,
+                            &format!("/v1/carts/{cart}/checkout"),
+                            token,
+                            Some(json!({"shipping_address": "1 Main Street, 10115 Berlin"})),
+                        )
+                        .await;
+                    (started.elapsed().as_secs_f64() * 1000.0, answer)
+                }
+            });
+            let mut consistency = Vec::new();
+            for (took, answer) in futures::future::join_all(checkouts).await {
+                latencies.push(took);
+                match answer? {
+                    (201, token, _) => {
+                        sold += 1;
+                        consistency.extend(token);
+                    }
+                    (409, _, body) if body["code"] == "insufficient_stock" => refused += 1,
+                    (status, _, body) => {
+                        failed += 1;
+                        tracing::warn!(status, %body, "checkout failed");
+                    }
+                }
+            }
+            // The inventory as the read model has it once it reflects every
+            // successful checkout.
+            let mut inventory = Value::Null;
+            for token in &consistency {
+                let request = api
+                    .client()
+                    .get(api.url(&format!("/v1/inventory/{sku}")))
+                    .header("X-Consistency-Token", token);
+                inventory = request.send().await?.json().await?;
+            }
+            let reserved = inventory["reserved"].as_i64().unwrap_or(0);
+            let on_hand = inventory["on_hand"].as_i64().unwrap_or(i64::from(STOCK));
+            oversold += (reserved - on_hand).max(0);
+        }
+        oversold += (sold as i64 - (self.plan.hot_rounds as i64 * i64::from(STOCK))).max(0);
+        let retries_after = api
+            .metric(
+                "shopstream_command_retries_total",
+                &["command=\"checkout\""],
+            )
+            .await?;
+        let attempts = (SHOPPERS * self.plan.hot_rounds) as f64;
+        let retries = (retries_after - retries_before) / attempts;
+        latencies.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+        Ok(Outcome {
+            scenario: "hot SKU: 64 concurrent checkouts of one SKU with 10 in stock",
+            command: String::new(),
+            result: format!(
+                "{} rounds: sold {sold}, refused {refused}, failed {failed}, **oversold {oversold}**; {retries:.2} retries per checkout; p50 {}, **p99 {}**",
+                self.plan.hot_rounds,
+                ms(p50),
+                ms(p99)
+            ),
+            goal: "oversell 0; p99 ≤ 50 ms".into(),
+            met: Some(oversold == 0 && failed == 0 && p99 <= 50.0),
+            baseline: "—".into(),
+            details: json!({"rounds": self.plan.hot_rounds, "sold": sold, "refused": refused, "failed": failed,
+                "oversold": oversold, "retries_per_checkout": retries, "p50_ms": p50, "p99_ms": p99,
+                "latencies_ms": latencies}),
+        })
+    }
+
+    pub(super) async fn appends(&mut self) -> anyhow::Result<Outcome> {
+        let dir = self.args.data.join("appends");
+        let file = self.args.out.join("appends.raw.json");
+        let status = Command::new(load::harness()?)
+            .args(["append", "--seconds", &self.plan.append_seconds.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--json")
+            .arg(&file)
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("shopstream-bench append failed: {status}");
+        }
+        let runs: Vec<Value> = serde_json::from_slice(&std::fs::read(&file)?)?;
+        let _ = std::fs::remove_file(&file);
+        let find = |pred: &dyn Fn(&Value) -> bool| {
+            runs.iter()
+                .find(|r| pred(r))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let one_fsync = find(&|r| {
+            r["scenario"]
+                .as_str()
+                .is_some_and(|s| s.contains("one transaction"))
+        });
+        let raw = find(&|r| {
+            r["scenario"]
+                .as_str()
+                .is_some_and(|s| s.contains("fdatasync"))
+        });
+        let grouped = |w: u64| {
+            find(&|r| {
+                r["writers"] == w
+                    && !r["scenario"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("one transaction") || s.contains("fdatasync"))
+            })
+        };
+        let (one, many) = (grouped(1), grouped(64));
+        let events = |v: &Value| v["events_per_sec"].as_f64().unwrap_or(0.0);
+        let ratio = events(&many) / events(&one_fsync).max(1.0);
+        Ok(Outcome {
+            scenario: "durable appends (fsync on), 1 and 64 writers",
+            command: String::new(),
+            result: format!(
+                "1 writer {} events/s; **64 writers {} events/s** (p99 {}) = **{ratio:.1}×** one fsync per append",
+                thousands(events(&one)),
+                thousands(events(&many)),
+                ms(many["p99_ms"].as_f64().unwrap_or(0.0))
+            ),
+            goal: "≥ 20,000 events/s and ≥ 50× one-fsync".into(),
+            met: Some(events(&many) >= 20_000.0 && ratio >= 50.0),
+            baseline: format!(
+                "one fsync per append through the store: {}/s; raw write + fdatasync: {}/s",
+                thousands(events(&one_fsync)),
+                thousands(events(&raw))
+            ),
+            details: json!({"runs": runs, "ratio_to_one_fsync": ratio}),
+        })
+    }
+
+    pub(super) async fn lag(&mut self) -> anyhow::Result<Outcome> {
+        let dir = self.args.data.join("lag");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let file = self.args.out.join("lag.raw.json");
+        let status = Command::new(load::harness()?)
+            .args(["lag", "--commands", &self.plan.lag_commands.to_string()])
+            .arg("--json")
+            .arg(&file)
+            .env("SHOPSTREAM_DATA_DIR", &dir)
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("shopstream-bench lag failed: {status}");
+        }
+        let lag: Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+        let _ = std::fs::remove_file(&file);
+        let p99 = lag["p99_ms"].as_f64().unwrap_or(f64::NAN);
+        Ok(Outcome {
+            scenario: "commit → queryable (embedded)",
+            command: String::new(),
+            result: format!(
+                "p50 {}, **p99 {}**, max {}, {} stale of {}",
+                ms(lag["p50_ms"].as_f64().unwrap_or(0.0)),
+                ms(p99),
+                ms(lag["max_ms"].as_f64().unwrap_or(0.0)),
+                lag["stale"],
+                lag["commands"]
+            ),
+            goal: "p99 ≤ 20 ms".into(),
+            met: Some(p99 <= 20.0),
+            baseline: "—".into(),
+            details: lag,
+        })
+    }
+}

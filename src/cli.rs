@@ -2,9 +2,14 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::app::open_stores;
+use crate::app::operations::Operations;
 use crate::config::Settings;
+use crate::shutdown;
 use crate::startup::Application;
 use crate::telemetry;
 
@@ -72,14 +77,15 @@ pub fn main() -> ExitCode {
             Command::Relay => {
                 let settings = Settings::load()?;
                 telemetry::init(&settings.log);
+                let stop = shutdown::on_signal();
                 let (progress, seen) = tokio::sync::watch::channel(Default::default());
-                crate::roles::log_relay_progress(seen);
-                crate::roles::relay(&settings, crate::roles::stop_on_signal(), progress).await
+                crate::roles::log_relay_progress(seen, stop.clone());
+                crate::roles::relay(&settings, &stop, progress).await
             }
             Command::Project { projections } => {
                 let settings = Settings::load()?;
                 telemetry::init(&settings.log);
-                crate::roles::project(&settings, &projections, crate::roles::stop_on_signal()).await
+                crate::roles::project(&settings, &projections, &shutdown::on_signal()).await
             }
         }
     });
@@ -94,14 +100,14 @@ pub fn main() -> ExitCode {
 
 async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    let ops = crate::ops::Operations::open(&settings).await?;
+    let ops = Operations::on_stores(open_stores(&settings).await?);
     match command {
         ProjectionsCommand::List => {
             println!(
                 "{:<12} {:>7} {:<11} {:>12} {:>10} {:>9}",
                 "name", "version", "status", "checkpoint", "lag", "lag ms"
             );
-            for p in ops.projections().await? {
+            for p in ops.projections(|_| 0).await? {
                 println!(
                     "{:<12} {:>7} {:<11} {:>12} {:>10} {:>9}",
                     p.name, p.version, p.status, p.checkpoint, p.lag_events, p.lag_ms
@@ -117,18 +123,57 @@ async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
             } else {
                 vec![name]
             };
-            ops.rebuild(&names).await?;
+            rebuild(&ops, &names).await?;
         }
-        ProjectionsCommand::Pause { name } => ops.set_paused(&name, true).await?,
-        ProjectionsCommand::Resume { name } => ops.set_paused(&name, false).await?,
+        ProjectionsCommand::Pause { name } => {
+            ops.pause(&name).await?;
+            println!("{name}: paused");
+        }
+        ProjectionsCommand::Resume { name } => {
+            ops.resume(&name).await?;
+            println!("{name}: resumed");
+        }
     }
+    Ok(())
+}
+
+/// Rebuilds projections side by side with a progress bar showing
+/// positions read, rate and ETA.
+async fn rebuild(ops: &Operations, names: &[String]) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(ops.head_position().await?);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix("rebuilding");
+    let started = std::time::Instant::now();
+    let mut events = 0;
+    let generations = ops
+        .rebuild(names, &mut |position: u64, head: u64, read: u64| {
+            bar.set_length(head);
+            bar.set_position(position);
+            events = read;
+        })
+        .await?;
+    bar.finish();
+    for (name, generation) in names.iter().zip(generations) {
+        println!("{name}: generation {generation} is live");
+    }
+    println!(
+        "rebuilt {} in {:.1}s from {events} events",
+        names.join(", "),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     telemetry::init(&settings.log);
-    let application = Application::build(settings).await?;
+    let application = Application::build(settings, shutdown::on_signal()).await?;
     application.run_until_stopped().await?;
     tracing::info!("shopstream stopped");
     Ok(())

@@ -4,16 +4,17 @@
 //! truth. See `README.md` for running it and the design in brief.
 //!
 //! # Layout
-//! - [`app`]: what shopstream does, independent of HTTP: the command
-//!   service with its aggregate cache, idempotency and conflict resolution,
-//!   and authentication.
+//! - [`app`]: what shopstream does, independent of HTTP, and the only way
+//!   in: commands (aggregate cache, idempotency, conflict resolution),
+//!   queries and the event history, operators' work on projections,
+//!   authentication.
 //! - [`api`]: the actix-web HTTP API of `API.md`, errors as problem+json.
 //! - [`config`]: settings from compiled-in defaults, a file, the environment.
 //! - [`telemetry`]: logs and Prometheus metrics.
 //! - [`startup`]: building and running the HTTP service.
+//! - [`shutdown`]: the one stop signal everything in a process obeys.
 //! - [`cli`]: the `shopstream` command line (`serve`, `relay`, `project`,
 //!   `projections`).
-//! - [`ops`]: operators' work on the stores (projection status, rebuilds).
 //! - [`roles`]: the scale-out roles: relay and projection workers (Kafka),
 //!   and API nodes hearing their invalidations.
 
@@ -21,7 +22,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod ops;
 pub mod roles;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

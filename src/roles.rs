@@ -10,31 +10,12 @@ use shopstream_infra::feed::kafka::{Invalidation, Invalidations, KafkaFeed, Rela
 use shopstream_infra::read_store::RowKey;
 use shopstream_infra::runner::{ProjectionRunner, RunnerObserver};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::open_stores;
 use crate::app::queries::QueryService;
+use crate::app::redaction::Redacted;
 use crate::config::Settings;
-
-/// A value that turns true on SIGTERM or Ctrl-C.
-pub fn stop_on_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
-        }
-        let _ = tx.send(true);
-    });
-    rx
-}
 
 /// Who this process is, in leases and consumer groups.
 pub fn process_name(role: &str) -> String {
@@ -49,39 +30,46 @@ pub fn process_name(role: &str) -> String {
 /// what it relayed on `progress`.
 pub async fn relay(
     settings: &Settings,
-    stop: watch::Receiver<bool>,
+    stop: &CancellationToken,
     progress: watch::Sender<RelayProgress>,
 ) -> anyhow::Result<()> {
-    let (events, rows) = open_stores(settings).await?;
+    let stores = open_stores(settings).await?;
     let relay = Relay {
-        events,
-        rows,
+        events: stores.events,
+        coordination: stores.read.coordination,
+        outbound: Arc::new(Redacted),
         settings: settings.kafka(),
         holder: process_name("relay"),
     };
     // A broker that is not there yet, or went away, is waited for: the
     // relay starts over from its stored position.
     loop {
-        match relay.run(stop.clone(), progress.clone()).await {
+        match relay.run(stop, &progress).await {
             Ok(()) => return Ok(()),
             Err(e) => {
-                tracing::warn!(error = %e, "relay stopped; starting again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if *stop.borrow() {
-                    return Ok(());
+                tracing::warn!(
+                    error = %shopstream_infra::error::Report(&e),
+                    "relay stopped; starting again"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return Ok(()),
                 }
             }
         }
     }
 }
 
-/// Logs the relay's rate every ten seconds while it moves.
-pub fn log_relay_progress(mut seen: watch::Receiver<RelayProgress>) {
+/// Logs the relay's rate every ten seconds while it moves, until `stop`.
+pub fn log_relay_progress(mut seen: watch::Receiver<RelayProgress>, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut last = RelayProgress::default();
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
             let now = *seen.borrow_and_update();
             if now.events != last.events {
                 tracing::info!(
@@ -123,34 +111,36 @@ impl RunnerObserver for Publish {
         });
     }
 
+    fn changed(&self, projection: &str, generation: u32, changed: &[RowKey]) {
+        // No checkpoint moved: nodes only drop what changed.
+        self.applied(projection, generation, 0, changed, &[]);
+    }
+
     fn switched(&self, projection: &str, generation: u32, checkpoint: u64) {
         self.applied(projection, generation, checkpoint, &[], &[]);
     }
 
-    fn dead_lettered(&self, projection: &str, event: &RecordedEvent, error: &str) {
-        tracing::error!(
-            projection,
-            position = event.position,
-            error,
-            "event set aside"
-        );
-    }
+    /// The runner has logged it, and the feed has the dead letter.
+    fn dead_lettered(&self, _: &str, _: &RecordedEvent, _: &str) {}
 }
 
 /// `shopstream project`: projection runners consuming Kafka until `stop`.
 pub async fn project(
     settings: &Settings,
     only: &[String],
-    mut stop: watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let (events, rows) = open_stores(settings).await?;
+    let stores = open_stores(settings).await?;
     let kafka = settings.kafka();
     let feed = loop {
-        match KafkaFeed::connect(kafka.clone()).await {
+        match KafkaFeed::connect(kafka.clone(), Arc::new(Redacted)).await {
             Ok(feed) => break Arc::new(feed),
             Err(e) => {
-                tracing::warn!(error = %e, "waiting for Kafka");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tracing::warn!(error = %shopstream_infra::error::Report(&e), "waiting for Kafka");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return Ok(()),
+                }
             }
         }
     };
@@ -163,17 +153,22 @@ pub async fn project(
     let runners: Vec<_> = projections
         .into_iter()
         .map(|p| {
-            let runner = ProjectionRunner::new(p, events.clone(), rows.clone(), observer.clone())
-                .with_feed(feed.clone());
-            tokio::spawn(runner.run())
+            let runner = ProjectionRunner::new(
+                p,
+                stores.events.clone(),
+                stores.read.clone(),
+                observer.clone(),
+            )
+            .with_feed(feed.clone());
+            tokio::spawn(runner.run(stop.clone()))
         })
         .collect();
     tracing::info!(count = runners.len(), "projection workers running");
-    let _ = stop.wait_for(|stopped| *stopped).await;
-    // Each batch is written atomically and acknowledged after: stopping
-    // anywhere loses nothing, and what was not acknowledged is read again.
+    // Rows are durable before their checkpoint and acknowledged after:
+    // stopping anywhere loses nothing, and what was not acknowledged is
+    // read again.
     for runner in runners {
-        runner.abort();
+        runner.await?;
     }
     Ok(())
 }
@@ -183,7 +178,7 @@ pub async fn project(
 pub async fn listen(
     settings: &Settings,
     queries: Arc<QueryService>,
-    stop: watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let invalidations = Invalidations::new(settings.kafka())?;
     invalidations

@@ -1,13 +1,18 @@
 //! Building and running the service: `Application::build` opens the stores
-//! and binds (port 0 in tests), `run_until_stopped` serves until SIGTERM or
-//! SIGINT, then lets in-flight requests finish.
+//! and binds (port 0 in tests), `run_until_stopped` serves until the stop
+//! token is cancelled (SIGTERM or Ctrl-C in `serve`, see
+//! [`crate::shutdown`]), lets in-flight requests finish, and stops the
+//! projection runners and listeners started with it.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpServer, web};
 use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::api::extract::BodyLimit;
@@ -18,35 +23,44 @@ use crate::telemetry;
 pub struct Application {
     port: u16,
     server: Server,
-    app: web::Data<App>,
-    runners: Vec<tokio::task::JoinHandle<()>>,
+    /// Runners, listeners and the task that stops the server, each ending
+    /// when `stop` is cancelled.
+    tasks: Vec<JoinHandle<()>>,
+    stop: CancellationToken,
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// Opens the stores, starts what runs beside the API (the projection
+    /// runners, or the invalidation listener of a scaled-out node) and
+    /// binds. Everything stops when `stop` is cancelled.
+    pub async fn build(settings: Settings, stop: CancellationToken) -> anyhow::Result<Self> {
         let app = App::open(&settings).await?;
         app.bootstrap_admin(&settings).await?;
-        let mut runners: Vec<_> = match settings.feed {
+        let mut tasks: Vec<JoinHandle<()>> = match settings.feed {
             // The embedded default: projections run in this process, fed by
             // the event store's own subscription.
-            FeedKind::Embedded => app
-                .projections
-                .iter()
-                .map(|p| tokio::spawn(app.runner(p.clone()).run()))
+            FeedKind::Embedded => shopstream_projections::all()
+                .into_iter()
+                .map(|p| tokio::spawn(app.runner(p).run(stop.clone())))
                 .collect(),
             // Scaled out: workers run the projections; this node hears what
             // they changed.
             FeedKind::Kafka => {
-                let (settings, queries) = (settings.clone(), app.queries.clone());
-                let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+                let (settings, queries, stop) =
+                    (settings.clone(), app.queries.clone(), stop.clone());
                 vec![tokio::spawn(async move {
-                    let _keep = _stop;
-                    loop {
+                    while !stop.is_cancelled() {
                         if let Err(e) =
-                            crate::roles::listen(&settings, queries.clone(), stop_rx.clone()).await
+                            crate::roles::listen(&settings, queries.clone(), &stop).await
                         {
-                            tracing::warn!(error = %e, "invalidations: listening again");
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            tracing::warn!(
+                                error = format!("{e:#}"),
+                                "invalidations: listening again"
+                            );
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = stop.cancelled() => {}
+                            }
                         }
                     }
                 })]
@@ -54,41 +68,56 @@ impl Application {
         };
         // Rebuilds by the CLI in another process switch generations in the
         // registry; look at it now and then.
-        let queries = app.queries.clone();
-        runners.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        let (queries, refresh_stop) = (app.queries.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = refresh_stop.cancelled() => return,
+                }
                 if let Err(e) = queries.refresh_routing().await {
-                    tracing::warn!(error = %e, "reading the projection registry failed");
+                    tracing::warn!(
+                        error = %shopstream_infra::error::Report(&e),
+                        "reading the projection registry failed"
+                    );
                 }
             }
         }));
         let address = settings.socket_addr()?;
         let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
+        let metrics = web::Data::new(app.metrics.clone());
         let app = web::Data::new(app);
-        let data = app.clone();
         let limit = BodyLimit(settings.http.max_body_bytes);
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
-                .app_data(data.clone())
+                .app_data(app.clone())
+                .app_data(metrics.clone())
                 .app_data(limit)
                 .wrap(from_fn(telemetry::http_metrics))
                 .wrap(from_fn(api::correlation::middleware))
                 .configure(api::routes)
         })
+        // The stop token is the one signal; actix must not install its own.
+        .disable_signals()
         .shutdown_timeout(settings.http.shutdown_timeout_secs);
         if settings.http.workers > 0 {
             server = server.workers(settings.http.workers);
         }
         let server = server.listen(listener)?.run();
+        let (handle, server_stop) = (server.handle(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            server_stop.cancelled().await;
+            // Graceful: in-flight requests finish (up to the timeout).
+            handle.stop(true).await;
+        }));
         tracing::info!(%address, port, data_dir = %settings.data_dir.display(), "shopstream is serving");
         Ok(Self {
             port,
             server,
-            app,
-            runners,
+            tasks,
+            stop,
         })
     }
 
@@ -96,22 +125,17 @@ impl Application {
         self.port
     }
 
-    /// The application behind the server (for tests and embedding).
-    pub fn app(&self) -> web::Data<App> {
-        self.app.clone()
-    }
-
-    /// Stops the server from elsewhere (graceful when asked).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// Serves until stopped; then stops the projection runners (each batch
-    /// they write is atomic, so stopping between or during batches is safe).
+    /// Serves until the stop token is cancelled, then waits for the
+    /// runners and listeners to stop (rows are durable before their
+    /// checkpoint, so stopping anywhere is safe).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        for runner in &self.runners {
-            runner.abort();
+        // However the server ended, everything started with it stops.
+        self.stop.cancel();
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "a background task ended abnormally");
+            }
         }
         served
     }

@@ -126,18 +126,17 @@ impl Metrics {
 }
 
 /// Counts and times every request by its route pattern (not its path, so
-/// ids do not explode the label space).
+/// ids do not explode the label space), into the [`Metrics`] the server
+/// holds as application data.
 pub async fn http_metrics(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let app = req
-        .app_data::<actix_web::web::Data<crate::app::App>>()
-        .cloned();
+    let metrics = req.app_data::<actix_web::web::Data<Metrics>>().cloned();
     let method = req.method().to_string();
     let response = next.call(req).await?;
-    if let Some(metrics) = app.as_ref().map(|a| &a.metrics) {
+    if let Some(metrics) = metrics {
         let route = response
             .request()
             .match_pattern()

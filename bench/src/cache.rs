@@ -12,8 +12,8 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
 
 use crate::seed::{SeedArgs, seed};
-use shopstream::app::App;
 use shopstream::app::queries::{QueryService, catalogue};
+use shopstream::app::{App, open_stores};
 use shopstream::config::Settings;
 use shopstream::telemetry::Metrics;
 
@@ -64,22 +64,23 @@ pub async fn run(args: CacheArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let catalogue_projection = app
-        .projection(catalogue::PROJECTION)
-        .ok_or_else(|| anyhow::anyhow!("no catalogue projection"))?;
-    app.runner(catalogue_projection)
-        .rebuild(&mut |_, _, _| {})
+    app.operations
+        .rebuild(&[catalogue::PROJECTION.to_string()], &mut |_, _, _| {})
         .await?;
 
+    // Query services of their own, with caches of the sizes measured, on
+    // the same stores.
+    let stores = open_stores(&settings).await?;
+    let projections = shopstream_projections::all();
     let service = |bytes: u64| -> anyhow::Result<(QueryService, Metrics)> {
         let metrics = Metrics::new()?;
         let q = QueryService::new(
-            app.rows.clone(),
-            &app.projections,
+            stores.read.rows.clone(),
+            stores.read.registry.clone(),
+            &projections,
             bytes,
             std::time::Duration::from_secs(2),
             metrics.clone(),
-            app.currency,
         );
         Ok((q, metrics))
     };

@@ -25,6 +25,7 @@ use rdkafka::producer::DefaultProducerContext;
 use shopstream_domain::values::{CartId, Money, Role};
 use shopstream_infra::feed::kafka::{RelayProgress, probe};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::seed::{SeedArgs, Seeded, seed};
@@ -126,16 +127,17 @@ pub async fn run(args: LagArgs) -> anyhow::Result<()> {
 async fn embedded(args: &LagArgs) -> anyhow::Result<LagResult> {
     let settings = Settings::load()?;
     let app = App::open(&settings).await?;
-    let runners: Vec<_> = app
-        .projections
-        .iter()
-        .map(|p| tokio::spawn(app.runner(p.clone()).run()))
+    let stop = CancellationToken::new();
+    let runners: Vec<_> = shopstream_projections::all()
+        .into_iter()
+        .map(|p| tokio::spawn(app.runner(p).run(stop.clone())))
         .collect();
     let seeded = seed(&app, &seed_args(args, 0)).await?;
     caught_up(&app, Duration::from_secs(60)).await?;
     let result = measure(&app, &seeded, args).await;
+    stop.cancel();
     for runner in runners {
-        runner.abort();
+        runner.await?;
     }
     Ok(LagResult {
         topology: "embedded",
@@ -171,14 +173,14 @@ async fn through_kafka(args: &LagArgs) -> anyhow::Result<LagResult> {
     };
     let app = App::open(&settings).await?;
     let seeded = seed(&app, &seed_args(args, args.backlog_orders)).await?;
-    let backlog = app.store.head_position().await?;
-    let (stop_tx, stop) = watch::channel(false);
+    let backlog = app.history.head_position().await?;
+    let stop = CancellationToken::new();
 
     // The relay, timed on the backlog.
     let (progress, mut relayed) = watch::channel(RelayProgress::default());
     let relay = {
         let (settings, stop) = (settings.clone(), stop.clone());
-        tokio::spawn(async move { shopstream::roles::relay(&settings, stop, progress).await })
+        tokio::spawn(async move { shopstream::roles::relay(&settings, &stop, progress).await })
     };
     relayed.wait_for(|p| p.events > 0).await?;
     let first = Instant::now();
@@ -194,11 +196,11 @@ async fn through_kafka(args: &LagArgs) -> anyhow::Result<LagResult> {
     // The API node's ear, then the workers.
     let listener = {
         let (settings, queries, stop) = (settings.clone(), app.queries.clone(), stop.clone());
-        tokio::spawn(async move { shopstream::roles::listen(&settings, queries, stop).await })
+        tokio::spawn(async move { shopstream::roles::listen(&settings, queries, &stop).await })
     };
     let workers = {
         let (settings, stop) = (settings.clone(), stop.clone());
-        tokio::spawn(async move { shopstream::roles::project(&settings, &[], stop).await })
+        tokio::spawn(async move { shopstream::roles::project(&settings, &[], &stop).await })
     };
     caught_up(&app, Duration::from_secs(120)).await?;
 
@@ -211,7 +213,7 @@ async fn through_kafka(args: &LagArgs) -> anyhow::Result<LagResult> {
     for round_trip in broker? {
         broker_histogram.record(round_trip.as_micros() as u64)?;
     }
-    let _ = stop_tx.send(true);
+    stop.cancel();
     for task in [relay, workers, listener] {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
@@ -243,8 +245,11 @@ fn seed_args(args: &LagArgs, orders: usize) -> SeedArgs {
 /// (looking at the registry too, as `serve` does now and then: workers that
 /// caught up before this node listened publish nothing more).
 async fn caught_up(app: &App, within: Duration) -> anyhow::Result<()> {
-    let head = app.store.head_position().await?;
-    let names: Vec<&str> = app.projections.iter().map(|p| p.name()).collect();
+    let head = app.history.head_position().await?;
+    let names: Vec<&str> = shopstream_projections::all()
+        .iter()
+        .map(|p| p.name())
+        .collect();
     let deadline = Instant::now() + within;
     while app.queries.wait_for(&names, head).await == Consistency::Stale {
         app.queries.refresh_routing().await?;
@@ -273,7 +278,10 @@ async fn measure(app: &App, seeded: &Seeded, args: &LagArgs) -> anyhow::Result<L
             app.commands
                 .execute(
                     &CommandContext::new(shopper, "lag"),
-                    &CreateCart { cart_id },
+                    &CreateCart {
+                        cart_id,
+                        currency: app.currency,
+                    },
                 )
                 .await?;
             let mut histogram = Histogram::<u64>::new(3)?;
@@ -304,7 +312,6 @@ async fn measure(app: &App, seeded: &Seeded, args: &LagArgs) -> anyhow::Result<L
                                 cart_id,
                                 product_id: product,
                                 quantity: 1 + (i % 5) as u32,
-                                currency: app.currency,
                             },
                         )
                         .await?;

@@ -1,4 +1,4 @@
-//! What the scenarios of [`crate::suite`] drive: the product binary
+//! What the suite's scenarios drive: the product binary
 //! (`shopstream serve`, built beside this one) and the trivial handler as
 //! separate processes, and the load generators (`oha` for one endpoint,
 //! `shopstream-vu`, a goose load test, for virtual users), whose own

@@ -122,7 +122,7 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     let app = App::open(&settings).await?;
     let started = Instant::now();
     let seeded = seed(&app, &args).await?;
-    let head = app.store.head_position().await?;
+    let head = app.history.head_position().await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "seeded {} products, {} customers, {} orders into {}: {head} events in {secs:.1}s ({:.0} events/s)",
@@ -256,13 +256,20 @@ async fn place(
         role: Role::Customer,
     };
     let cart_id = CartId(Uuid::now_v7());
-    run_command(app, shopper, &CreateCart { cart_id }).await?;
+    run_command(
+        app,
+        shopper,
+        &CreateCart {
+            cart_id,
+            currency: app.currency,
+        },
+    )
+    .await?;
     for (product, quantity) in &plan.lines {
         let set = SetCartItem {
             cart_id,
             product_id: products[*product].0,
             quantity: *quantity,
-            currency: app.currency,
         };
         run_command(app, shopper, &set).await?;
     }

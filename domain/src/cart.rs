@@ -1,12 +1,16 @@
 //! Cart: a customer's lines with the price each product had when added, in
 //! one currency, until it is checked out into an order.
+//!
+//! A cart records the shop's currency when it is created: an empty cart's
+//! total is zero in it. Its lines are all in one currency, the first
+//! line's (a product priced in another currency may be the first).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Aggregate, DomainError, StatusName};
 use crate::event_set;
-use crate::values::{CartId, CustomerId, Money, Name, OrderId, ProductId, Quantity, Sku};
+use crate::values::{CartId, Currency, CustomerId, Money, Name, OrderId, ProductId, Quantity, Sku};
 
 /// A cart holds at most this many distinct products.
 pub const MAX_LINES: usize = 100;
@@ -31,7 +35,33 @@ impl CartLine {
 pub struct CartCreated {
     pub cart_id: CartId,
     pub customer_id: CustomerId,
+    /// Schema 2 on: the shop's currency when the cart was created. Carts
+    /// created before (schema 1) were priced in the default, the euro.
+    #[serde(default = "created_before_currencies")]
+    pub currency: Currency,
     pub at: DateTime<Utc>,
+}
+
+fn created_before_currencies() -> Currency {
+    Currency::EUR
+}
+
+/// The sum of some lines, or zero in `empty` when there are none: the one
+/// rule for a cart's total, for the cart and for every view of it.
+pub fn total(lines: &[CartLine], empty: Currency) -> Result<Money, DomainError> {
+    let mut total: Option<Money> = None;
+    for line in lines {
+        let line_total = line
+            .line_total()
+            .ok_or_else(|| DomainError::invalid("quantity", "line total is too large"))?;
+        total = Some(match total {
+            None => line_total,
+            Some(t) => t
+                .plus(line_total)
+                .ok_or_else(|| DomainError::invalid("quantity", "cart total is too large"))?,
+        });
+    }
+    Ok(total.unwrap_or(Money::zero(empty)))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +98,7 @@ pub struct CheckoutRefused {
 event_set! {
     /// Events of a cart stream.
     pub enum CartEvent {
-        CartCreated = 1,
+        CartCreated = 2,
         CartItemSet = 1,
         CartItemRemoved = 1,
         CartCheckedOut = 1,
@@ -81,6 +111,8 @@ pub enum CartCommand {
     Create {
         cart_id: CartId,
         customer_id: CustomerId,
+        /// The shop's currency: an empty cart's total is zero in it.
+        currency: Currency,
         at: DateTime<Utc>,
     },
     /// Sets a product's line to this quantity, adding the line if needed.
@@ -124,26 +156,16 @@ pub struct Cart {
 pub struct CartState {
     pub cart_id: CartId,
     pub customer_id: CustomerId,
+    /// The currency recorded at creation.
+    pub currency: Currency,
     pub lines: Vec<CartLine>,
     pub status: CartStatus,
 }
 
 impl CartState {
-    /// The sum of the lines, `None` for an empty cart.
-    pub fn total(&self) -> Result<Option<Money>, DomainError> {
-        let mut total: Option<Money> = None;
-        for line in &self.lines {
-            let line_total = line
-                .line_total()
-                .ok_or_else(|| DomainError::invalid("quantity", "line total is too large"))?;
-            total = Some(match total {
-                None => line_total,
-                Some(t) => t
-                    .plus(line_total)
-                    .ok_or_else(|| DomainError::invalid("quantity", "cart total is too large"))?,
-            });
-        }
-        Ok(total)
+    /// The sum of the lines, zero in the cart's currency when empty.
+    pub fn total(&self) -> Result<Money, DomainError> {
+        total(&self.lines, self.currency)
     }
 
     fn require_open(&self, action: &'static str) -> Result<(), DomainError> {
@@ -174,6 +196,7 @@ impl Aggregate for Cart {
             CartCommand::Create {
                 cart_id,
                 customer_id,
+                currency,
                 at,
             } => {
                 if self.state.is_some() {
@@ -183,6 +206,7 @@ impl Aggregate for Cart {
                     CartCreated {
                         cart_id: *cart_id,
                         customer_id: *customer_id,
+                        currency: *currency,
                         at: *at,
                     }
                     .into(),
@@ -285,6 +309,7 @@ impl Aggregate for Cart {
             self.state = Some(CartState {
                 cart_id: e.cart_id,
                 customer_id: e.customer_id,
+                currency: e.currency,
                 lines: vec![],
                 status: CartStatus::Open,
             });

@@ -15,6 +15,8 @@
 //! - [`claim`]: uniqueness of emails and SKUs through reservation streams.
 //! - [`process`]: decisions spanning several aggregates (checkout, cancel,
 //!   ship), appended atomically by the application.
+//! - `testing` (feature `testing`): given/when/then for aggregates, for
+//!   tests here and in the crates that build on the domain.
 
 pub mod aggregate;
 pub mod cart;
@@ -27,8 +29,8 @@ pub mod process;
 pub mod product;
 pub mod values;
 
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -98,12 +98,8 @@ pub fn checkout(
                 .ok_or_else(|| DomainError::invalid("quantity", "line total is too large"))?,
         });
     }
-    // The cart refuses to check out when empty, so a total exists.
-    let total = state.total()?.ok_or(DomainError::InvalidState {
-        entity: "cart",
-        state: "empty",
-        action: "check out",
-    })?;
+    // The cart refuses to check out when empty, so the total is the lines'.
+    let total = state.total()?;
     let placed = OrderPlaced {
         order_id,
         customer_id: state.customer_id,

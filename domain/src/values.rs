@@ -382,6 +382,10 @@ const ISO_4217: &[&str] = &[
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    /// The euro: the default shop currency, and the currency of carts
+    /// created before carts recorded theirs.
+    pub const EUR: Currency = Currency(*b"EUR");
+
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.len() == 3 && ISO_4217.binary_search(&raw).is_ok() {
             let b = raw.as_bytes();

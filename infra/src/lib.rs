@@ -6,14 +6,17 @@
 //!   SQLite adapter with group commit.
 //! - [`feed`]: the EventFeed port: the event store's own subscription, or
 //!   Kafka (relay, consumer groups, dead letters, invalidations).
-//! - [`read_store`]: the ReadStore port (ScyllaDB-shaped tables with
-//!   generations for rebuilds) and its embedded SQLite adapter.
+//! - [`read_store`]: the read side's ports, split by concern (rows, the
+//!   projection registry, coordination), ScyllaDB-shaped, and their
+//!   embedded SQLite adapter.
 //! - [`runner`]: the projection runner: events through projections into the
 //!   read store, checkpointed, live and rebuilding.
 //! - [`crypto`]: password hashing (argon2id) and access tokens (JWT).
+//! - [`error`]: what the ports' errors share: causes kept as sources.
 //! - `sqlite`: how the embedded stores open SQLite files and pool readers.
 
 pub mod crypto;
+pub mod error;
 pub mod event_store;
 pub mod feed;
 pub mod read_store;

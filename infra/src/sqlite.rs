@@ -23,7 +23,7 @@ pub enum Durability {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a connection for writing, in WAL mode, with the given durability.
-pub(crate) fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -38,6 +38,38 @@ pub(crate) fn open_writer(path: &Path, durability: Durability) -> rusqlite::Resu
     conn.pragma_update(None, "cache_size", -16_000)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Opens a writing connection and brings its schema up with `prepare`,
+/// trying again while the file is busy in a way SQLite's busy handler does
+/// not wait out (another process recovering the WAL, or checkpointing, the
+/// moment this one opens: several processes starting together on one data
+/// directory), for as long as the busy timeout.
+pub(crate) fn open_prepared(
+    path: &Path,
+    durability: Durability,
+    prepare: impl Fn(&Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let opened = open_writer(path, durability).and_then(|conn| {
+            prepare(&conn)?;
+            Ok(conn)
+        });
+        match opened {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens a read-only connection to a file a writer has created.

@@ -1,11 +1,9 @@
 //! Carts by id, as their owners see them.
 
 use serde::{Deserialize, Serialize};
-use shopstream_domain::EventSet;
-use shopstream_domain::cart::{CartEvent, CartLine};
-use shopstream_domain::values::{
-    CartId, CustomerId, Money, Name, OrderId, ProductId, Quantity, Sku,
-};
+use shopstream_domain::cart::{Cart, CartEvent, CartLine, CartState, CartStatus};
+use shopstream_domain::values::{CartId, Currency, CustomerId, Money, OrderId};
+use shopstream_domain::{Aggregate, DomainError, EventSet};
 
 use crate::projection::{Envelope, Projection, ProjectionError, RowSource};
 use crate::row::{RowKey, RowWrite};
@@ -13,8 +11,14 @@ use crate::{DOC, doc_of, encode};
 
 pub const CART_BY_ID: &str = "cart_by_id";
 
+/// The cell that keeps the currency a cart was created in, beside its
+/// view: the view's total shows it while the cart is empty.
+const CURRENCY: &str = "currency";
+
+/// A cart as its owner sees it: the read model's document, and what the
+/// commands that change a cart answer with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CartDoc {
+pub struct CartView {
     pub cart_id: CartId,
     pub customer_id: CustomerId,
     /// `open` or `checked_out`.
@@ -22,44 +26,62 @@ pub struct CartDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<OrderId>,
     pub items: Vec<CartItem>,
-    /// `None` for an empty cart; the API shows a zero amount.
-    pub total: Option<Money>,
+    pub total: Money,
     pub revision: u64,
 }
 
+/// A line of the cart with its total.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CartItem {
-    pub product_id: ProductId,
-    pub sku: Sku,
-    pub name: Name,
-    pub unit_price: Money,
-    pub quantity: Quantity,
+    #[serde(flatten)]
+    pub line: CartLine,
     pub line_total: Money,
 }
 
-impl CartItem {
-    pub fn of(line: &CartLine) -> Option<Self> {
-        Some(Self {
-            product_id: line.product_id,
-            sku: line.sku.clone(),
-            name: line.name.clone(),
-            unit_price: line.unit_price,
-            quantity: line.quantity,
-            line_total: line.line_total()?,
+fn items(lines: &[CartLine]) -> Result<Vec<CartItem>, DomainError> {
+    lines
+        .iter()
+        .map(|line| {
+            Ok(CartItem {
+                line: line.clone(),
+                line_total: line
+                    .line_total()
+                    .ok_or_else(|| DomainError::invalid("quantity", "line total is too large"))?,
+            })
         })
-    }
+        .collect()
 }
 
-impl CartDoc {
-    fn recompute_total(&mut self) {
-        self.total = self
-            .items
-            .iter()
-            .try_fold(None::<Money>, |acc, i| match acc {
-                None => Some(Some(i.line_total)),
-                Some(t) => t.plus(i.line_total).map(Some),
-            })
-            .flatten();
+impl CartView {
+    /// The view of a cart's state at a revision of its stream.
+    pub fn of(cart: &CartState, revision: u64) -> Result<Self, DomainError> {
+        let (status, order_id) = match cart.status {
+            CartStatus::Open => ("open", None),
+            CartStatus::CheckedOut { order_id } => ("checked_out", Some(order_id)),
+        };
+        Ok(Self {
+            cart_id: cart.cart_id,
+            customer_id: cart.customer_id,
+            status: status.to_string(),
+            order_id,
+            items: items(&cart.lines)?,
+            total: cart.total()?,
+            revision,
+        })
+    }
+
+    /// The cart's state, as far as a view holds it.
+    fn state(&self, currency: Currency) -> CartState {
+        CartState {
+            cart_id: self.cart_id,
+            customer_id: self.customer_id,
+            currency,
+            lines: self.items.iter().map(|i| i.line.clone()).collect(),
+            status: match self.order_id {
+                Some(order_id) => CartStatus::CheckedOut { order_id },
+                None => CartStatus::Open,
+            },
+        }
     }
 }
 
@@ -71,7 +93,8 @@ impl Projection for Carts {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: a cart's total is never null (zero in its currency when empty).
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -89,52 +112,38 @@ impl Projection for Carts {
     ) -> Result<Vec<RowWrite>, ProjectionError> {
         let event: CartEvent = env.decode()?;
         let key = RowKey::single(CART_BY_ID, env.stream_id());
-        let mut doc = match event {
-            CartEvent::CartCreated(c) => CartDoc {
-                cart_id: c.cart_id,
-                customer_id: c.customer_id,
-                status: "open".into(),
-                order_id: None,
-                items: vec![],
-                total: None,
-                revision: env.revision,
-            },
-            CartEvent::CheckoutRefused(_) => return Ok(vec![]),
-            other => {
-                let mut doc: CartDoc = doc_of(rows.get(&key)?, &key)?;
-                match other {
-                    CartEvent::CartItemSet(s) => {
-                        let item = CartItem::of(&s.line).ok_or_else(|| {
-                            ProjectionError::Inconsistent("line total overflows".into())
-                        })?;
-                        match doc
-                            .items
-                            .iter_mut()
-                            .find(|i| i.product_id == item.product_id)
-                        {
-                            Some(existing) => *existing = item,
-                            None => doc.items.push(item),
-                        }
-                    }
-                    CartEvent::CartItemRemoved(r) => {
-                        doc.items.retain(|i| i.product_id != r.product_id)
-                    }
-                    CartEvent::CartCheckedOut(c) => {
-                        doc.status = "checked_out".into();
-                        doc.order_id = Some(c.order_id);
-                    }
-                    CartEvent::CartCreated(_) | CartEvent::CheckoutRefused(_) => {}
-                }
-                doc.recompute_total();
-                doc
-            }
-        };
-        doc.revision = env.revision;
-        Ok(vec![RowWrite::upsert(
-            key,
-            DOC,
-            encode(&doc)?,
-            env.revision,
-        )])
+        if let CartEvent::CheckoutRefused(_) = event {
+            return Ok(vec![]);
+        }
+        // The cart is folded through the domain's own evolve, from the
+        // state the stored view and currency hold.
+        let mut cart = Cart::default();
+        let mut writes = Vec::with_capacity(2);
+        if let CartEvent::CartCreated(created) = &event {
+            writes.push(RowWrite::upsert(
+                key.clone(),
+                CURRENCY,
+                encode(&created.currency)?,
+                env.revision,
+            ));
+        } else {
+            let row = rows.get(&key)?;
+            let view: CartView = doc_of(row, &key)?;
+            let currency: Currency = match row.and_then(|r| r.cell(CURRENCY)) {
+                Some(c) => c
+                    .decode()
+                    .map_err(|e| ProjectionError::Inconsistent(e.to_string()))?,
+                None => view.total.currency,
+            };
+            cart.state = Some(view.state(currency));
+        }
+        cart.evolve(&event);
+        let state = cart.state.as_ref().ok_or_else(|| {
+            ProjectionError::Inconsistent("a cart event before CartCreated".into())
+        })?;
+        let view = CartView::of(state, env.revision)
+            .map_err(|e| ProjectionError::Inconsistent(e.to_string()))?;
+        writes.push(RowWrite::upsert(key, DOC, encode(&view)?, env.revision));
+        Ok(writes)
     }
 }

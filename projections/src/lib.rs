@@ -12,7 +12,9 @@
 //! - [`memory`]: rows in memory (tests, on-demand folds, batch overlays).
 //! - [`text`]: search tokens.
 //! - [`catalogue`], [`carts`], [`orders`], [`customers`], [`sales`]: the
-//!   projections.
+//!   projections behind the API's queries.
+//! - [`timeline`]: the first position of every minute, which maps time
+//!   ranges onto `$all` for any event store.
 
 pub mod carts;
 pub mod catalogue;
@@ -23,6 +25,7 @@ pub mod projection;
 pub mod row;
 pub mod sales;
 pub mod text;
+pub mod timeline;
 
 use std::sync::Arc;
 
@@ -43,6 +46,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(orders::Orders),
         Arc::new(customers::Customers),
         Arc::new(sales::Sales),
+        Arc::new(timeline::Timeline),
     ]
 }
 

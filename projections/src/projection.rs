@@ -97,7 +97,8 @@ pub trait Projection: Send + Sync + 'static {
         self.tables()
     }
 
-    /// The event types it reads; others are never given to it.
+    /// The event types it reads; others are never given to it. Empty:
+    /// every event, whatever its type.
     fn event_types(&self) -> Vec<&'static str>;
 
     /// The writes for one event, given its own rows on demand.

@@ -15,26 +15,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/projections/{name}/resume", web::post().to(resume));
 }
 
-/// Every projection with its status and lag.
-async fn projections(app: &App) -> Result<Vec<crate::ops::ProjectionView>, ApiError> {
-    crate::ops::views(app.store.as_ref(), app.rows.as_ref(), |name| {
-        app.queries.checkpoint(name)
-    })
-    .await
-    .map_err(ApiError::unavailable)
-}
-
+/// Every projection with its status and lag (checkpoints as this node
+/// has heard them, which may be ahead of the registry's).
 async fn list(app: web::Data<App>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.with_role(&[Role::Admin])?;
-    Ok(HttpResponse::Ok().json(projections(&app).await?))
-}
-
-fn named(
-    app: &App,
-    name: &str,
-) -> Result<std::sync::Arc<dyn shopstream_projections::Projection>, ApiError> {
-    app.projection(name)
-        .ok_or_else(|| ApiError::not_found(format!("no projection named {name}")))
+    let views = app
+        .operations
+        .projections(|name| app.queries.checkpoint(name))
+        .await?;
+    Ok(HttpResponse::Ok().json(views))
 }
 
 /// Starts a rebuild in the background: the live generation keeps serving
@@ -45,33 +34,9 @@ async fn rebuild(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.with_role(&[Role::Admin])?;
-    let projection = named(&app, &name)?;
-    let runner = app.runner(projection);
-    let name = name.into_inner();
-    let task_name = name.clone();
-    app.background.spawn(async move {
-        match runner.rebuild(&mut |_, _, _| {}).await {
-            Ok(generation) => tracing::info!(projection = task_name, generation, "rebuild done"),
-            Err(e) => tracing::warn!(projection = task_name, error = %e, "rebuild ended early"),
-        }
-    });
+    app.operations.start_rebuild(&name)?;
     Ok(HttpResponse::build(StatusCode::ACCEPTED)
-        .json(serde_json::json!({"name": name, "status": "rebuilding"})))
-}
-
-async fn set_paused(
-    app: &App,
-    caller: Caller,
-    name: &str,
-    paused: bool,
-) -> Result<HttpResponse, ApiError> {
-    caller.with_role(&[Role::Admin])?;
-    named(app, name)?;
-    app.rows.set_paused(name, paused).await?;
-    if !paused {
-        app.rows.set_failure(name, None).await?;
-    }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"name": name, "paused": paused})))
+        .json(serde_json::json!({"name": name.into_inner(), "status": "rebuilding"})))
 }
 
 async fn pause(
@@ -79,7 +44,9 @@ async fn pause(
     caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(&app, caller, &name, true).await
+    caller.with_role(&[Role::Admin])?;
+    app.operations.pause(&name).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"name": name.into_inner(), "paused": true})))
 }
 
 /// Resumes a paused projection, and retries a failed one.
@@ -88,5 +55,7 @@ async fn resume(
     caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(&app, caller, &name, false).await
+    caller.with_role(&[Role::Admin])?;
+    app.operations.resume(&name).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"name": name.into_inner(), "paused": false})))
 }

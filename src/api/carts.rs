@@ -45,6 +45,7 @@ async fn create_cart(
     let ctx = request.context(b"")?;
     let command = CreateCart {
         cart_id: CartId(Uuid::now_v7()),
+        currency: app.currency,
     };
     let done = app.commands.execute(&ctx, &command).await?;
     let mut response = committed(StatusCode::CREATED, &done);
@@ -72,7 +73,6 @@ async fn set_item(
         cart_id: CartId(cart_id),
         product_id: ProductId(product_id),
         quantity: body.quantity,
-        currency: app.currency,
     };
     let done = app.commands.execute(&ctx, &command).await?;
     Ok(committed(StatusCode::OK, &done))

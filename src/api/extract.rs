@@ -40,7 +40,7 @@ fn caller(req: &HttpRequest) -> Result<Actor, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("use Authorization: Bearer <token>"))?;
     let app = req
         .app_data::<web::Data<App>>()
-        .ok_or_else(|| ApiError::internal("application state missing"))?;
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
     app.auth
         .authenticate(token)
         .map_err(|e| ApiError::unauthorized(e.to_string()))

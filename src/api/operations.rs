@@ -1,20 +1,21 @@
 //! For analysts and operators: streams, health and metrics.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use futures::StreamExt;
+use serde::Deserialize;
 use shopstream_domain::values::Role;
-use shopstream_infra::event_store::{Direction, EventFilter, RecordedEvent};
+use shopstream_infra::event_store::{EventFilter, RecordedEvent};
 
 use super::extract::Caller;
 use super::problem::ApiError;
 use super::read;
 use crate::app::App;
+use crate::app::queries::history::Range;
 use crate::app::queries::reports;
 
 pub fn v1_routes(cfg: &mut web::ServiceConfig) {
@@ -46,27 +47,6 @@ struct Page {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-struct StreamPage<'a> {
-    stream: String,
-    items: Vec<Cow<'a, RecordedEvent>>,
-    next_cursor: Option<String>,
-}
-
-/// An event as it leaves the system, secrets redacted.
-pub fn redacted(event: &RecordedEvent) -> Result<Cow<'_, RecordedEvent>, ApiError> {
-    event.redacted().map_err(ApiError::internal)
-}
-
-/// Revision cursors: opaque to clients, a revision to us.
-fn cursor(revision: u64) -> String {
-    format!("r{revision:x}")
-}
-
-fn revision_of(cursor: &str) -> Option<u64> {
-    u64::from_str_radix(cursor.strip_prefix('r')?, 16).ok()
-}
-
 async fn stream(
     app: web::Data<App>,
     caller: Caller,
@@ -78,25 +58,11 @@ async fn stream(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::malformed("limit must be between 1 and 100"));
     }
-    let from = match &page.cursor {
-        Some(c) => revision_of(c).ok_or_else(|| ApiError::malformed("cursor is not valid"))?,
-        None => 0,
-    };
-    let mut events = app
-        .store
-        .read_stream(&name, Some(from), Direction::Forward, limit + 1)
+    let page = app
+        .history
+        .stream(&name, page.cursor.as_deref(), limit)
         .await?;
-    if events.is_empty() && from == 0 {
-        return Err(ApiError::not_found("no such stream"));
-    }
-    let next_cursor = (events.len() > limit).then(|| cursor(events[limit].revision));
-    events.truncate(limit);
-    let items = events.iter().map(redacted).collect::<Result<_, _>>()?;
-    Ok(HttpResponse::Ok().json(StreamPage {
-        stream: name.into_inner(),
-        items,
-        next_cursor,
-    }))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[derive(Deserialize)]
@@ -137,10 +103,9 @@ fn filter_of(types: &Option<String>, stream_prefix: &Option<String>) -> EventFil
     }
 }
 
-/// One recorded event as an NDJSON line, secrets redacted.
+/// One recorded event (already redacted) as an NDJSON line.
 fn ndjson_line(out: &mut Vec<u8>, event: &RecordedEvent) -> Result<(), ApiError> {
-    let event = redacted(event)?;
-    serde_json::to_writer(&mut *out, event.as_ref()).map_err(ApiError::internal)?;
+    serde_json::to_writer(&mut *out, event).map_err(ApiError::internal)?;
     out.push(b'\n');
     Ok(())
 }
@@ -153,48 +118,23 @@ async fn export(
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.with_role(&[Role::Admin, Role::Analyst])?;
-    let from_time = rfc3339("from_time", &query.from_time)?;
-    let to_time = rfc3339("to_time", &query.to_time)?;
-    let mut after = query.from_position.unwrap_or(1).saturating_sub(1);
-    if let Some(t) = from_time {
-        after = after.max(app.store.position_before(t).await?);
-    }
-    let filter = filter_of(&query.types, &query.stream_prefix);
-    let to_position = query.to_position.unwrap_or(u64::MAX);
-    let limit = query.limit.unwrap_or(u64::MAX);
-    let store = app.store.clone();
-    // State: where the next page starts, and how many events may follow.
-    let pages = futures::stream::unfold(Some((after, limit)), move |state| {
-        let store = store.clone();
-        let filter = filter.clone();
-        async move {
-            let (after, mut remaining) = state?;
-            if remaining == 0 {
-                return None;
-            }
-            let page = (remaining.min(4096)) as usize;
-            let slice = match store.read_all(after, &filter, page).await {
-                Ok(slice) => slice,
-                Err(e) => {
-                    tracing::warn!(error = %e, "export stopped");
-                    return Some((Err(ApiError::from(e)), None));
-                }
-            };
-            let mut out = Vec::with_capacity(slice.events.len() * 320);
-            let mut done = slice.events.is_empty();
-            for event in &slice.events {
-                if event.position > to_position || to_time.is_some_and(|t| event.recorded_at > t) {
-                    done = true;
-                    break;
-                }
-                if let Err(e) = ndjson_line(&mut out, event) {
-                    return Some((Err(e), None));
-                }
-                remaining -= 1;
-            }
-            let next = (!done).then_some((slice.scanned_to, remaining));
-            Some((Ok(Bytes::from(out)), next))
+    let range = Range {
+        from_position: query.from_position,
+        to_position: query.to_position,
+        from_time: rfc3339("from_time", &query.from_time)?,
+        to_time: rfc3339("to_time", &query.to_time)?,
+        filter: filter_of(&query.types, &query.stream_prefix),
+        limit: query.limit,
+    };
+    let pages = app.history.export(range).await?.map(|page| {
+        let events = page.inspect_err(
+            |e| tracing::warn!(error = %shopstream_infra::error::Report(e), "export stopped"),
+        )?;
+        let mut out = Vec::with_capacity(events.len() * 320);
+        for event in &events {
+            ndjson_line(&mut out, event)?;
         }
+        Ok::<_, ApiError>(Bytes::from(out))
     });
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
@@ -223,25 +163,22 @@ async fn live_events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let after = match resume.or(query.from_position.map(|p| p.saturating_sub(1))) {
-        Some(p) => p,
-        None => app.store.head_position().await?,
-    };
-    let subscription = app
-        .store
-        .subscribe_all(after, filter_of(&query.types, &query.stream_prefix))
+    let after = resume.or(query.from_position.map(|p| p.saturating_sub(1)));
+    let tail = app
+        .history
+        .live(after, filter_of(&query.types, &query.stream_prefix))
         .await?;
-    let events = futures::stream::unfold(subscription, |mut subscription| async move {
-        let next = tokio::time::timeout(Duration::from_secs(15), subscription.next()).await;
+    let events = futures::stream::unfold(tail, |mut tail| async move {
+        let next = tokio::time::timeout(Duration::from_secs(15), tail.next()).await;
         let chunk = match next {
             Err(_) => Ok(Bytes::from_static(b": keep-alive\n\n")),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "live events stopped");
+                tracing::warn!(error = %shopstream_infra::error::Report(&e), "live events stopped");
                 return None;
             }
-            Ok(Ok(slice)) => {
+            Ok(Ok(events)) => {
                 let mut out = Vec::new();
-                for event in &slice.events {
+                for event in &events {
                     out.extend_from_slice(
                         format!(
                             "id: {}\nevent: {}\ndata: ",
@@ -250,14 +187,14 @@ async fn live_events(
                         .as_bytes(),
                     );
                     if let Err(e) = ndjson_line(&mut out, event) {
-                        return Some((Err(e), subscription));
+                        return Some((Err(e), tail));
                     }
                     out.push(b'\n');
                 }
                 Ok(Bytes::from(out))
             }
         };
-        Some((chunk, subscription))
+        Some((chunk, tail))
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -306,14 +243,19 @@ async fn live() -> HttpResponse {
 }
 
 async fn ready(app: web::Data<App>) -> HttpResponse {
-    let check = tokio::time::timeout(std::time::Duration::from_secs(2), app.store.head_position());
+    let check = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        app.history.head_position(),
+    );
     match check.await {
         Ok(Ok(position)) => HttpResponse::Ok().json(serde_json::json!({
             "status": "ready",
             "event_store": {"head_position": position},
         })),
-        Ok(Err(e)) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "unavailable", "event_store": e.to_string()})),
+        Ok(Err(e)) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "unavailable",
+            "event_store": shopstream_infra::error::Report(&e).to_string(),
+        })),
         Err(_) => HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"status": "unavailable", "event_store": "timed out"})),
     }
@@ -334,11 +276,5 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/v1/carts/{id}/checkout"]["post"].is_object());
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        assert_eq!(revision_of(&cursor(300)), Some(300));
-        assert_eq!(revision_of("300"), None);
     }
 }

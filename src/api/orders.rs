@@ -40,7 +40,7 @@ async fn order(
         let instant = chrono::DateTime::parse_from_rfc3339(as_of)
             .map_err(|_| ApiError::malformed("as_of must be an RFC 3339 time"))?
             .with_timezone(&chrono::Utc);
-        let answer = queries::order_as_of(app.store.as_ref(), id, instant).await?;
+        let answer = app.history.order_as_of(id, instant).await?;
         read::owner_only(actor, &answer, true)?;
         return Ok(read::reply(&req, &answer, None));
     }

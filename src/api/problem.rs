@@ -10,9 +10,11 @@ use serde::Serialize;
 use shopstream_domain::DomainError;
 use shopstream_domain::values::FieldError;
 use shopstream_infra::event_store::StoreError;
+use shopstream_infra::read_store::ReadStoreError;
 
 use crate::app::CommandError;
 use crate::app::auth::AuthError;
+use crate::app::operations::OperationError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -109,9 +111,11 @@ impl ApiError {
         e
     }
 
-    /// A failure the client cannot fix: logged in full, answered vaguely.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "request failed");
+    /// A failure the client cannot fix: logged in full (every cause),
+    /// answered vaguely.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let cause = cause.into();
+        tracing::error!(error = format!("{cause:#}"), "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -119,8 +123,9 @@ impl ApiError {
         )
     }
 
-    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
-        tracing::warn!(error = %cause, "a store is unavailable");
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        let cause = cause.into();
+        tracing::warn!(error = format!("{cause:#}"), "a store is unavailable");
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -193,13 +198,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<shopstream_infra::read_store::ReadStoreError> for ApiError {
-    fn from(e: shopstream_infra::read_store::ReadStoreError) -> Self {
+impl From<ReadStoreError> for ApiError {
+    fn from(e: ReadStoreError) -> Self {
         match e {
-            shopstream_infra::read_store::ReadStoreError::Unavailable(_) => {
-                ApiError::unavailable(e)
-            }
+            ReadStoreError::Unavailable(_) => ApiError::unavailable(e),
             _ => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<OperationError> for ApiError {
+    fn from(e: OperationError) -> Self {
+        match e {
+            OperationError::UnknownProjection { name, .. } => {
+                ApiError::not_found(format!("no projection named {name}"))
+            }
+            OperationError::Events(e) => e.into(),
+            OperationError::Rows(e) => e.into(),
+            OperationError::Runner(_) => ApiError::unavailable(e),
         }
     }
 }
@@ -228,9 +244,10 @@ impl From<CommandError> for ApiError {
                 "was used for a different request within the last 24 hours",
             )]),
             CommandError::Store(s) => s.into(),
-            CommandError::Stale | CommandError::Decode(_) | CommandError::Internal(_) => {
-                ApiError::internal(e)
-            }
+            CommandError::Stale
+            | CommandError::Decode(_)
+            | CommandError::Append(_)
+            | CommandError::Record(_) => ApiError::internal(e),
         }
     }
 }
@@ -240,7 +257,9 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::BadCredentials => ApiError::unauthorized("invalid email or password"),
             AuthError::Command(c) => c.into(),
-            AuthError::Internal(_) => ApiError::internal(e),
+            AuthError::Hashing(_) | AuthError::Token(_) | AuthError::Pool(_) => {
+                ApiError::internal(e)
+            }
         }
     }
 }

@@ -21,7 +21,12 @@ impl From<QueryError> for ApiError {
             QueryError::Invalid(why) => ApiError::malformed(why),
             QueryError::Store(e) => e.into(),
             QueryError::Events(e) => e.into(),
-            QueryError::Internal(_) => ApiError::internal(e),
+            QueryError::Document(_)
+            | QueryError::NoDocument
+            | QueryError::Decode(_)
+            | QueryError::Projection(_)
+            | QueryError::Unsettled
+            | QueryError::Poisoned => ApiError::internal(e),
         }
     }
 }

@@ -3,18 +3,18 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use shopstream_domain::DomainError;
 use shopstream_domain::claim::EmailClaim;
 use shopstream_domain::customer::Customer;
 use shopstream_domain::values::{CustomerId, Email, Name, PasswordHash, Role};
-use shopstream_infra::crypto::password::PasswordHasher;
+use shopstream_infra::crypto::password::{HashError, PasswordHasher};
 use shopstream_infra::crypto::token::{TokenError, TokenIssuer};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use super::CommandError;
-use super::aggregates::AggregateCache;
+use super::commands::aggregates::AggregateCache;
 use super::commands::customers::{ChangeRole, RegisterCustomer, SetPassword};
-use super::commands::{Actor, CommandContext, CommandService};
+use super::commands::{Actor, CommandContext, CommandError, CommandService};
 
 /// Passwords are between these lengths, in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
@@ -25,8 +25,17 @@ pub enum AuthError {
     BadCredentials,
     #[error(transparent)]
     Command(#[from] CommandError),
-    #[error("{0}")]
-    Internal(String),
+    #[error(transparent)]
+    Hashing(#[from] HashError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The hashing pool's thread or its queue went away.
+    #[error("password hashing did not run")]
+    Pool(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn pool(e: impl std::error::Error + Send + Sync + 'static) -> AuthError {
+    AuthError::Pool(Box::new(e))
 }
 
 /// A token handed to a client.
@@ -59,30 +68,21 @@ impl AuthService {
 
     /// Hashes a password on a blocking thread.
     pub async fn hash(&self, password: &str) -> Result<PasswordHash, AuthError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let _permit = self.hashing.acquire().await.map_err(pool)?;
         let hasher = self.hasher.clone();
         let password = password.to_string();
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
+        Ok(tokio::task::spawn_blocking(move || hasher.hash(&password))
             .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?
-            .map_err(|e| AuthError::Internal(e.to_string()))
+            .map_err(pool)??)
     }
 
     async fn verify(&self, password: &str, hash: Option<PasswordHash>) -> Result<bool, AuthError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let _permit = self.hashing.acquire().await.map_err(pool)?;
         let hasher = self.hasher.clone();
         let password = password.to_string();
         tokio::task::spawn_blocking(move || hasher.verify(&password, hash.as_ref()))
             .await
-            .map_err(|e| AuthError::Internal(e.to_string()))
+            .map_err(pool)
     }
 
     /// Checks credentials against the event store (never a read model, so a
@@ -115,10 +115,9 @@ impl AuthService {
             return Err(AuthError::BadCredentials);
         }
         let registration = registration.ok_or(AuthError::BadCredentials)?;
-        let (access_token, expires_in) = self
-            .tokens
-            .issue(registration.customer_id, registration.role, Utc::now())
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let (access_token, expires_in) =
+            self.tokens
+                .issue(registration.customer_id, registration.role, Utc::now())?;
         Ok(IssuedToken {
             access_token,
             token_type: "Bearer",
@@ -155,14 +154,14 @@ impl AuthService {
                 customer_id: CustomerId(Uuid::now_v7()),
                 email: email.clone(),
                 name: Name::parse("Administrator")
-                    .map_err(|e| AuthError::Internal(e.to_string()))?,
+                    .map_err(|e| CommandError::from(DomainError::from(e)))?,
                 role: Role::Admin,
                 password_hash: self.hash(password).await?,
             };
             return match commands.execute(&ctx, &register).await {
                 Ok(done) => Ok(done.output.customer_id),
                 // Another process registered the admin at the same moment.
-                Err(CommandError::Domain(shopstream_domain::DomainError::EmailTaken)) => {
+                Err(CommandError::Domain(DomainError::EmailTaken)) => {
                     Box::pin(self.ensure_admin(commands, email, password)).await
                 }
                 Err(e) => Err(e.into()),

@@ -1,92 +1,67 @@
-//! The application: what shopstream does, independent of HTTP.
+//! The application: what shopstream does, independent of HTTP. It is the
+//! only way in: HTTP handlers, the CLI and the scale-out roles call these
+//! services, and the stores behind them are private to it.
 //!
 //! # Layout
-//! - [`aggregates`]: the moka cache of aggregate snapshots the command side
-//!   decides on.
-//! - [`commands`]: the command service (load, decide, append, retry) and
-//!   one module per area with its commands.
-//! - [`queries`]: the query service: read models behind a moka cache,
-//!   read-your-writes waits.
+//! - [`commands`]: the command service (load, decide, append, retry) with
+//!   its aggregate cache, and one module per area with its commands.
+//! - [`queries`]: the query service (read models behind a moka cache,
+//!   read-your-writes waits) and the event history (streams, exports, live
+//!   tails, time travel).
+//! - [`operations`]: what operators do to projections (status and lag,
+//!   rebuilds, pause and resume), for the admin API and the CLI alike.
 //! - [`auth`]: passwords, logging in, tokens, the first admin.
+//! - [`redaction`]: what of an event may leave the system.
+//! - [`stores`]: the stores the settings name, opened.
 
-pub mod aggregates;
 pub mod auth;
 pub mod commands;
+pub mod operations;
 pub mod queries;
+pub mod redaction;
+pub mod stores;
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use shopstream_domain::values::{Currency, Email};
-use shopstream_domain::{DecodeError, DomainError};
 use shopstream_infra::crypto::password::PasswordHasher;
 use shopstream_infra::crypto::token::TokenIssuer;
-use shopstream_infra::event_store::{
-    EventStore, SqliteEventStore, SqliteEventStoreOptions, StoreError,
-};
-use shopstream_infra::read_store::{ReadStore, SqliteReadStore};
 use shopstream_infra::runner::ProjectionRunner;
 use shopstream_projections::Projection;
 
-use crate::config::{EventStoreKind, Settings};
+use crate::config::Settings;
 use crate::telemetry::Metrics;
-use aggregates::AggregateCache;
 use auth::AuthService;
+pub use commands::CommandError;
+use commands::aggregates::AggregateCache;
 use commands::{CommandService, RetryPolicy};
+use operations::Operations;
 use queries::QueryService;
-
-/// The event store and read store the settings name, with every projection
-/// registered in the read store.
-pub async fn open_stores(
-    settings: &Settings,
-) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn ReadStore>)> {
-    let events: Arc<dyn EventStore> = match settings.event_store {
-        EventStoreKind::Sqlite => Arc::new(
-            SqliteEventStore::open(
-                settings.event_store_path(),
-                SqliteEventStoreOptions {
-                    durability: settings.durability,
-                    ..Default::default()
-                },
-            )
-            .context("opening the event store")?,
-        ),
-    };
-    let rows: Arc<dyn ReadStore> = Arc::new(
-        SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
-    );
-    for p in shopstream_projections::all() {
-        rows.register(p.name(), p.version(), p.tables())
-            .await
-            .with_context(|| format!("registering projection {}", p.name()))?;
-    }
-    Ok((events, rows))
-}
+use queries::history::History;
+pub use stores::{Stores, open_stores};
 
 /// Everything a request handler needs, built once per process.
 pub struct App {
     pub commands: CommandService,
     pub queries: Arc<QueryService>,
+    pub history: History,
     pub auth: AuthService,
-    pub store: Arc<dyn EventStore>,
-    pub rows: Arc<dyn ReadStore>,
-    pub projections: Vec<Arc<dyn Projection>>,
-    /// The process's main runtime, for background work (rebuilds) that must
-    /// not run on an HTTP worker's thread.
-    pub background: tokio::runtime::Handle,
-    /// The currency an empty cart's total is shown in.
-    pub currency: Currency,
+    pub operations: Operations,
     pub metrics: Metrics,
+    /// The currency carts are created in.
+    pub currency: Currency,
+    stores: Stores,
 }
 
 impl App {
     /// Opens the stores named in the settings, registers every projection
     /// and wires the services.
     pub async fn open(settings: &Settings) -> anyhow::Result<App> {
-        let (store, rows) = open_stores(settings).await?;
+        let stores = open_stores(settings).await?;
         let metrics = Metrics::new().context("registering metrics")?;
-        let aggregates = AggregateCache::new(store.clone(), settings.cache.aggregates);
+        let aggregates = AggregateCache::new(stores.events.clone(), settings.cache.aggregates);
         let commands = CommandService::new(
             aggregates.clone(),
             RetryPolicy {
@@ -100,47 +75,45 @@ impl App {
         let secret = settings
             .jwt_secret_bytes()
             .context("reading or creating the token secret")?;
-        let tokens = TokenIssuer::new(&secret, settings.token_ttl())
-            .map_err(anyhow::Error::msg)
-            .context("token settings")?;
+        let tokens = TokenIssuer::new(&secret, settings.token_ttl()).context("token settings")?;
         let currency = Currency::parse(&settings.currency).map_err(anyhow::Error::msg)?;
         let projections = shopstream_projections::all();
         let queries = Arc::new(QueryService::new(
-            rows.clone(),
+            stores.read.rows.clone(),
+            stores.read.registry.clone(),
             &projections,
             settings.cache.query_bytes,
             std::time::Duration::from_millis(settings.queries.consistency_wait_ms),
             metrics.clone(),
-            currency,
         ));
         queries
             .refresh_routing()
             .await
-            .map_err(|e| anyhow::anyhow!("reading the projection registry: {e}"))?;
+            .context("reading the projection registry")?;
         Ok(App {
             auth: AuthService::new(hasher, tokens, aggregates),
             commands,
+            history: History::new(stores.events.clone(), queries.clone()),
+            operations: Operations::new(
+                stores.events.clone(),
+                stores.read.clone(),
+                projections,
+                queries.clone(),
+            ),
             queries,
-            store,
-            rows,
-            projections,
-            background: tokio::runtime::Handle::current(),
-            currency,
             metrics,
+            currency,
+            stores,
         })
     }
 
-    /// The projection of this name.
-    pub fn projection(&self, name: &str) -> Option<Arc<dyn Projection>> {
-        self.projections.iter().find(|p| p.name() == name).cloned()
-    }
-
-    /// A runner for one projection, reporting to the query service.
+    /// A runner for one projection, fed by the event store and reporting
+    /// to the query service.
     pub fn runner(&self, projection: Arc<dyn Projection>) -> ProjectionRunner {
         ProjectionRunner::new(
             projection,
-            self.store.clone(),
-            self.rows.clone(),
+            self.stores.events.clone(),
+            self.stores.read.clone(),
             self.queries.clone(),
         )
     }
@@ -156,36 +129,7 @@ impl App {
         self.auth
             .ensure_admin(&self.commands, &email, password.expose_secret())
             .await
-            .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
+            .context("creating the first admin")?;
         Ok(())
     }
-}
-
-/// Why a command was not carried out.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// A business rule refused it.
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-    /// The actor may not do this to this resource.
-    #[error("you are not allowed to do this")]
-    Forbidden,
-    /// `If-Match` named a revision the resource has moved past.
-    #[error("the resource has changed since the revision in If-Match")]
-    PreconditionFailed,
-    /// Every attempt conflicted with another writer.
-    #[error("the resource is too busy right now; try again")]
-    Contention,
-    /// An idempotency key came back with a different request.
-    #[error("this Idempotency-Key was used for a different request")]
-    IdempotencyKeyReused,
-    /// Internal: an aggregate moved on while deciding; decide again.
-    #[error("an aggregate moved on while deciding")]
-    Stale,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("a stored event cannot be read: {0}")]
-    Decode(#[from] DecodeError),
-    #[error("{0}")]
-    Internal(String),
 }

@@ -7,7 +7,14 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Read, Reply, TestApp, spawn_app, spawn_app_with};
 
-const NAMES: [&str; 5] = ["carts", "catalogue", "customers", "orders", "sales"];
+const NAMES: [&str; 6] = [
+    "carts",
+    "catalogue",
+    "customers",
+    "orders",
+    "sales",
+    "timeline",
+];
 const PRICE: i64 = 400;
 
 /// A projection's entry in `GET /v1/admin/projections`.

@@ -173,6 +173,10 @@ async fn the_export_filters_by_when_events_were_recorded() {
     assert_eq!(until, only(&all, |e| recorded_at(e) <= instant));
     let exactly = export(&app, &analyst, &[("from_time", at), ("to_time", at)]).await;
     assert_eq!(exactly, only(&all, |e| recorded_at(e) == instant));
+    let ancient = export(&app, &analyst, &[("from_time", "0001-01-01T00:00:00Z")]).await;
+    assert_eq!(ancient, all, "a time before the first event starts at it");
+    let future = export(&app, &analyst, &[("from_time", "9999-12-31T23:59:59Z")]).await;
+    assert!(future.is_empty(), "{future:?}");
 
     for bad in [("from_time", "yesterday"), ("to_time", "2026-01-01")] {
         app.export_events(Some(&analyst), &[bad])

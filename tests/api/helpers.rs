@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use chrono::{DateTime, Utc};
 use figment::providers::Serialized;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 use shopstream::config::Settings;
 use shopstream::startup::Application;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -22,7 +22,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: Arc<tempfile::TempDir>,
     pub admin: String,
-    handle: ServerHandle,
+    /// The application's one stop signal.
+    pub stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
 }
 
@@ -46,9 +47,11 @@ pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>) -> TestApp {
 }
 
 async fn launch(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
-    let application = Application::build(settings).await.expect("the app builds");
+    let stop = CancellationToken::new();
+    let application = Application::build(settings, stop.clone())
+        .await
+        .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", application.port());
-    let handle = application.handle();
     let server = tokio::spawn(application.run_until_stopped());
     let client = reqwest::Client::new();
     let mut app = TestApp {
@@ -56,7 +59,7 @@ async fn launch(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
         client,
         dir,
         admin: String::new(),
-        handle,
+        stop,
         server,
     };
     app.admin = app.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -445,10 +448,15 @@ impl TestApp {
         self.send(self.request(Method::POST, path, token)).await
     }
 
-    /// Stops the server gracefully and waits until it has.
+    /// Stops the application as SIGTERM would and waits until it has
+    /// (its server and everything started with it); its data directory.
     pub async fn stop(self) -> Arc<tempfile::TempDir> {
-        self.handle.stop(true).await;
-        let _ = self.server.await;
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.server)
+            .await
+            .expect("the application stops when told")
+            .expect("the application's task does not panic")
+            .expect("the server stops cleanly");
         self.dir
     }
 

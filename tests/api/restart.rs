@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_in};
+use crate::helpers::{Read, TestApp, spawn_app, spawn_app_in};
 
 const EMAIL: &str = "loyal@example.com";
 
@@ -61,4 +61,24 @@ async fn everything_acknowledged_before_a_restart_is_there_after_it() {
     // The order carries on where it stopped.
     app.ship(&order).await.expect(200);
     assert_eq!(app.stock("DURABLE").await, (7, 0));
+}
+
+#[tokio::test]
+async fn the_stop_signal_stops_the_server_and_everything_started_with_it() {
+    let app = spawn_app().await;
+    let created = app.create_product("STOPPED", 400).await.expect(201);
+    let product = created.str("product_id");
+
+    // `stop` returns only once the server has stopped cleanly and every
+    // runner and listener it started has ended.
+    let dir = app.stop().await;
+
+    // The stores were let go of cleanly: a new process opens them and
+    // serves the write, through read models that pick up where they were.
+    let app = spawn_app_in(dir).await;
+    let page = app
+        .product(&product, &Read::anyone().after(&created))
+        .await
+        .expect_consistent();
+    assert_eq!(page.body["sku"], "STOPPED");
 }

@@ -1,8 +1,9 @@
 //! The EventStore contract, run against every adapter, plus the embedded
 //! store's crash test.
 //!
-//! The embedded SQLite store always runs. A KurrentDB adapter runs the same
-//! suite when `SHOPSTREAM_TEST_KURRENTDB` names a server.
+//! Only the embedded SQLite store exists today, and it always runs. A
+//! networked adapter adds a module below whose fixture yields `None` (and
+//! says it skipped) when its server is not configured.
 
 mod contract;
 mod crash;
@@ -11,39 +12,37 @@ use std::sync::Arc;
 
 use shopstream_infra::event_store::{EventStore, SqliteEventStore, SqliteEventStoreOptions};
 
-/// A fresh embedded store in its own directory, kept alive with the store.
+/// A fresh, empty store for one contract test: a handle on it, a second
+/// independent handle on the same store (as another process would have),
+/// and whatever keeps it alive.
 pub struct Fixture {
     pub store: Arc<dyn EventStore>,
-    pub dir: Arc<tempfile::TempDir>,
+    pub other: Arc<dyn EventStore>,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl Fixture {
-    pub fn sqlite() -> Fixture {
+    /// The embedded store in its own directory: always runs. The second
+    /// handle has its own writer thread and connections.
+    pub async fn sqlite() -> Option<Fixture> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteEventStore::open(
-            dir.path().join("events.sqlite"),
-            SqliteEventStoreOptions::default(),
-        )
-        .expect("store opens");
-        Fixture {
-            store: Arc::new(store),
-            dir: Arc::new(dir),
-        }
-    }
-
-    /// A second, independent handle on the same file: its own writer thread
-    /// and connections, exactly as another process would have.
-    pub fn second_handle(&self) -> Arc<dyn EventStore> {
-        Arc::new(
-            SqliteEventStore::open(
-                self.dir.path().join("events.sqlite"),
-                SqliteEventStoreOptions::default(),
+        let open = || -> Arc<dyn EventStore> {
+            Arc::new(
+                SqliteEventStore::open(
+                    dir.path().join("events.sqlite"),
+                    SqliteEventStoreOptions::default(),
+                )
+                .expect("the store opens"),
             )
-            .expect("second handle opens"),
-        )
+        };
+        Some(Fixture {
+            store: open(),
+            other: open(),
+            _keep: Box::new(dir),
+        })
     }
 }
 
 mod sqlite {
-    crate::event_store_contract!(crate::Fixture::sqlite());
+    crate::event_store_contract!(crate::Fixture::sqlite().await);
 }

@@ -2,27 +2,31 @@
 
 use std::sync::Arc;
 
+use shopstream::app::redaction::Redacted;
 use shopstream_infra::feed::kafka::{KafkaFeed, Relay, RelayProgress};
 use shopstream_infra::runner::ProjectionRunner;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
-use crate::harness::{Progress, ReadSide};
+use crate::harness::{Progress, Stores};
 use crate::reference::assert_stock_matches_domain;
 use crate::shop::Shop;
 
-/// A relay running in a task until the returned sender says stop.
-fn spawn_relay(side: &ReadSide, broker: &Broker, holder: &str) -> watch::Sender<bool> {
+/// A relay running in a task until the returned token is cancelled.
+fn spawn_relay(side: &Stores, broker: &Broker, holder: &str) -> CancellationToken {
     let relay = Relay {
         events: side.events.clone(),
-        rows: side.rows.clone(),
+        coordination: side.read.coordination.clone(),
+        outbound: Arc::new(Redacted),
         settings: broker.settings.clone(),
         holder: holder.to_string(),
     };
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
     let (progress, _) = watch::channel(RelayProgress::default());
+    let relay_stop = stop.clone();
     tokio::spawn(async move {
-        if let Err(e) = relay.run(stopped, progress).await {
+        if let Err(e) = relay.run(&relay_stop, &progress).await {
             eprintln!("relay stopped: {e}");
         }
     });
@@ -31,12 +35,13 @@ fn spawn_relay(side: &ReadSide, broker: &Broker, holder: &str) -> watch::Sender<
 
 /// Every projection's runner, fed by Kafka, reporting to `progress`.
 async fn spawn_workers(
-    side: &ReadSide,
+    side: &Stores,
     broker: &Broker,
     progress: &Arc<Progress>,
+    stop: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let feed = Arc::new(
-        KafkaFeed::connect(broker.settings.clone())
+        KafkaFeed::connect(broker.settings.clone(), Arc::new(Redacted))
             .await
             .expect("the feed connects"),
     );
@@ -44,9 +49,9 @@ async fn spawn_workers(
         .into_iter()
         .map(|p| {
             let runner =
-                ProjectionRunner::new(p, side.events.clone(), side.rows.clone(), progress.clone())
+                ProjectionRunner::new(p, side.events.clone(), side.read.clone(), progress.clone())
                     .with_feed(feed.clone());
-            tokio::spawn(runner.run())
+            tokio::spawn(runner.run(stop.clone()))
         })
         .collect()
 }
@@ -54,27 +59,34 @@ async fn spawn_workers(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_event_reaches_every_projection_through_kafka() {
     let broker = Broker::start();
-    let side = ReadSide::new();
+    let side = Stores::new();
     let mut shop = Shop::new(side.events.clone(), 21);
     shop.open().await;
     shop.rounds(5).await;
 
-    let _relay = spawn_relay(&side, &broker, "relay-a");
+    let relay = spawn_relay(&side, &broker, "relay-a");
     let progress = Progress::new();
-    let workers = spawn_workers(&side, &broker, &progress).await;
+    let stop = CancellationToken::new();
+    let workers = spawn_workers(&side, &broker, &progress, &stop).await;
     // The shop keeps trading while events flow through Kafka.
     shop.rounds(10).await;
 
     progress.caught_up(side.head().await).await;
     side.assert_matches_reference().await;
-    assert_stock_matches_domain(side.rows.as_ref(), &shop).await;
-    let partitions = side.rows.partitions("catalogue").await.unwrap();
+    assert_stock_matches_domain(&side.read, &shop).await;
+    let partitions = side.read.registry.partitions("catalogue").await.unwrap();
     assert_eq!(
         partitions.len() as i32,
         crate::broker::PARTITIONS,
         "{partitions:?}"
     );
+    // Stopping is clean: every worker and the relay end on the signal.
+    stop.cancel();
+    relay.cancel();
     for worker in workers {
-        worker.abort();
+        tokio::time::timeout(crate::harness::PATIENCE, worker)
+            .await
+            .expect("a worker stops when told")
+            .expect("a worker stops without panicking");
     }
 }

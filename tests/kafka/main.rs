@@ -6,15 +6,7 @@
 //! (`tests/run.sh` installs it). Neither broker is Apache Kafka, so the
 //! tests assert on what was delivered, never on how fast.
 
-#[allow(dead_code)]
-#[path = "../read_side/harness.rs"]
-mod harness;
-#[allow(dead_code)]
-#[path = "../read_side/reference.rs"]
-mod reference;
-#[allow(dead_code)]
-#[path = "../read_side/shop.rs"]
-mod shop;
+use shopstream_testkit::{harness, reference, shop};
 
 mod broker;
 mod in_process;

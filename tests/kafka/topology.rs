@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use shopstream_infra::event_store::{SqliteEventStore, SqliteEventStoreOptions};
-use shopstream_infra::read_store::SqliteReadStore;
+use shopstream_infra::read_store::{ReadSide, SqliteReadStore};
 
 use crate::broker::Broker;
 use crate::processes::{ADMIN, Node, Topology, shop_until};
@@ -192,7 +192,9 @@ async fn separate_processes_over_kafka_lose_nothing_through_kills_restarts_and_a
         SqliteEventStoreOptions::default(),
     )
     .expect("event store");
-    let rows = SqliteReadStore::open(topology.dir.path().join("read.sqlite")).expect("read store");
+    let read = ReadSide::of(
+        SqliteReadStore::open(topology.dir.path().join("read.sqlite")).expect("read store"),
+    );
     let history = reference::history(&events).await;
-    reference::assert_matches(&rows, &reference::fold(&history)).await;
+    reference::assert_matches(&read, &reference::fold(&history)).await;
 }

@@ -14,13 +14,13 @@ use shopstream_projections::orders::ORDER_BY_ID;
 use shopstream_projections::sales::SALES_BY_DAY;
 use shopstream_projections::{DOC, RowKey};
 
-use crate::harness::ReadSide;
+use crate::harness::Stores;
 use crate::reference::{fold, fold_delivering_each, history};
 use crate::shop::Shop;
 
 /// An empty shop on fresh stores.
-fn new_shop() -> (ReadSide, Shop) {
-    let side = ReadSide::new();
+fn new_shop() -> (Stores, Shop) {
+    let side = Stores::new();
     let shop = Shop::new(side.events.clone(), 42);
     (side, shop)
 }
@@ -44,7 +44,7 @@ async fn every_event_delivered_twice_in_a_row_gives_the_rows_of_once() {
 }
 
 /// A product's stock as `inventory_by_sku` shows it.
-async fn stock_shown(side: &ReadSide, shop: &Shop, product: ProductId) -> [Option<StockDoc>; 1] {
+async fn stock_shown(side: &Stores, shop: &Shop, product: ProductId) -> [Option<StockDoc>; 1] {
     let rows = side.reference().await;
     let decode = |key: RowKey, cell: &str| {
         rows.live(&key)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use shopstream_infra::read_store::{Batch, Delta, ReadStore, ReadStoreError, Target};
+use shopstream_infra::read_store::{Delta, Progress as Reach, ReadSide, ReadStoreError, Target};
 use shopstream_infra::runner::rebuild_together;
 use shopstream_projections::catalogue::{ALL, Catalogue, PRODUCTS_BY_NAME};
 use shopstream_projections::customers::Customers;
@@ -16,12 +16,12 @@ use shopstream_projections::memory::MemoryRows;
 use shopstream_projections::{Projection, Row, RowKey, RowWrite};
 use tokio::sync::watch;
 
-use crate::harness::{LiveRunners, PATIENCE, Progress, ReadSide, Seen, UntilStopped};
+use crate::harness::{LiveRunners, PATIENCE, Progress, Seen, Stores, UntilStopped};
 use crate::reference::{self, assert_stock_matches_domain};
 use crate::shop::Shop;
 
 /// A shop opened in `side`'s event store and run for `rounds` rounds.
-async fn shop_with_history(side: &ReadSide, seed: u64, rounds: usize) -> Shop {
+async fn shop_with_history(side: &Stores, seed: u64, rounds: usize) -> Shop {
     let mut shop = Shop::new(side.events.clone(), seed);
     shop.open().await;
     shop.rounds(rounds).await;
@@ -30,9 +30,9 @@ async fn shop_with_history(side: &ReadSide, seed: u64, rounds: usize) -> Shop {
 
 /// Checks the live generations against the history and the stock levels
 /// against the inventory aggregates.
-async fn assert_read_model_is_right(side: &ReadSide, shop: &Shop) {
+async fn assert_read_model_is_right(side: &Stores, shop: &Shop) {
     side.assert_matches_reference().await;
-    assert_stock_matches_domain(side.rows.as_ref(), shop).await;
+    assert_stock_matches_domain(&side.read, shop).await;
 }
 
 /// More rounds than any test trades for; a bound in case a test fails
@@ -55,8 +55,8 @@ fn trade(mut shop: Shop) -> UntilStopped<Shop> {
 }
 
 /// A shop with some history, and live runners that have applied all of it.
-async fn running_shop(seed: u64, rounds: usize) -> (ReadSide, Shop, LiveRunners) {
-    let side = ReadSide::new();
+async fn running_shop(seed: u64, rounds: usize) -> (Stores, Shop, LiveRunners) {
+    let side = Stores::new();
     let shop = shop_with_history(&side, seed, rounds).await;
     let live = side.spawn_live();
     live.progress.caught_up(side.head().await).await;
@@ -70,7 +70,7 @@ async fn live_runners_catch_up_then_follow_and_match_the_reference() {
     live.progress.caught_up(side.head().await).await;
 
     assert_read_model_is_right(&side, &shop).await;
-    for record in side.rows.projections().await.unwrap() {
+    for record in side.read.registry.projections().await.unwrap() {
         assert_eq!(
             (record.generation, record.failure, record.build),
             (1, None, None),
@@ -86,7 +86,7 @@ async fn runners_killed_at_random_points_skip_and_repeat_nothing() {
     let seed: u64 = rand::random();
     eprintln!("kill points and shop drawn from seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let side = ReadSide::new();
+    let side = Stores::new();
     let trading = trade(shop_with_history(&side, seed, 5).await);
     for _ in 0..10 {
         let live = side.spawn_live();
@@ -127,8 +127,8 @@ async fn delivering_the_whole_history_again_changes_nothing() {
     let (side, shop, live) = running_shop(3, 25).await;
     live.kill().await;
     assert_read_model_is_right(&side, &shop).await;
-    let registry = side.rows.projections().await.unwrap();
-    let generations = reference::live_generations(side.rows.as_ref()).await;
+    let registry = side.read.registry.projections().await.unwrap();
+    let generations = reference::live_generations(&side.read).await;
 
     // Each event's writes, as its first delivery computed them, written
     // again one event per batch, as a redelivery from position 0 would.
@@ -138,26 +138,32 @@ async fn delivering_the_whole_history_again_changes_nothing() {
         for reader in readers.iter().filter(|r| r.reads(&event)) {
             let projection = reader.projection.name();
             let writes = reader.project(&mut first_delivery, &event);
+            let generation = generations[reader.projection.tables()[0]];
             let changed = side
+                .read
                 .rows
-                .apply(Batch {
-                    projection: projection.to_string(),
-                    target: Target::Live(generations[reader.projection.tables()[0]]),
-                    deltas: deltas(writes),
-                    checkpoint: shopstream_infra::read_store::Checkpoint::Position(event.position),
-                })
+                .apply(generation, deltas(writes))
                 .await
                 .expect("a redelivered batch is accepted");
             assert!(
-                changed.changed.is_empty(),
+                changed.is_empty(),
                 "redelivering {} at {} to {projection} changed {changed:?}",
                 event.event_type,
                 event.position
             );
+            side.read
+                .registry
+                .advance(
+                    projection,
+                    Target::Live(generation),
+                    Reach::to(event.position),
+                )
+                .await
+                .expect("an old checkpoint is accepted");
         }
     }
     assert_eq!(
-        side.rows.projections().await.unwrap(),
+        side.read.registry.projections().await.unwrap(),
         registry,
         "no checkpoint moved back"
     );
@@ -166,7 +172,7 @@ async fn delivering_the_whole_history_again_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_runners_racing_on_one_generation_agree_with_the_reference() {
-    let side = ReadSide::new();
+    let side = Stores::new();
     let mut shop = shop_with_history(&side, 4, 15).await;
     // Both start from position 0: every event reaches the tables twice,
     // sometimes onto rows the other runner has already moved past it.
@@ -190,16 +196,21 @@ struct Reads {
 /// Reads the first page of the product list as the query service does: on
 /// the generation the registry says is live, looking again once if a
 /// rebuild dropped it in between.
-async fn read_product_list(rows: &dyn ReadStore) -> Result<(u32, usize), String> {
+async fn read_product_list(read: &ReadSide) -> Result<(u32, usize), String> {
     let mut last_error = None;
     for _ in 0..2 {
-        let generation = rows
+        let generation = read
+            .registry
             .projection("catalogue")
             .await
             .map_err(|e| e.to_string())?
             .ok_or("catalogue is not registered")?
             .generation;
-        match rows.scan(generation, PRODUCTS_BY_NAME, ALL, None, 50).await {
+        match read
+            .rows
+            .scan(generation, PRODUCTS_BY_NAME, ALL, None, 50)
+            .await
+        {
             Ok(page) => return Ok((generation, page.len())),
             Err(e @ ReadStoreError::NoSuchTable(_)) => last_error = Some(e),
             Err(e) => return Err(e.to_string()),
@@ -215,13 +226,13 @@ struct ProductListReader {
 }
 
 impl ProductListReader {
-    fn start(rows: Arc<dyn ReadStore>) -> Self {
+    fn start(read: ReadSide) -> Self {
         let (counted, reads) = watch::channel(0);
         let task = UntilStopped::spawn(|stop| async move {
             let mut reads = Reads::default();
             loop {
                 let last = stop.load(Ordering::SeqCst);
-                match read_product_list(rows.as_ref()).await {
+                match read_product_list(&read).await {
                     Ok((generation, 0)) => reads
                         .failures
                         .push(format!("an empty list in generation {generation}")),
@@ -257,7 +268,7 @@ impl ProductListReader {
 async fn a_rebuild_under_load_switches_generations_without_readers_noticing() {
     let (side, shop, live) = running_shop(5, 15).await;
 
-    let mut reader = ProductListReader::start(side.rows.clone());
+    let mut reader = ProductListReader::start(side.read.clone());
     reader.has_read(1).await;
     let trading = trade(shop);
     // The rebuild is held after its first page until the live runner has
@@ -292,7 +303,13 @@ async fn a_rebuild_under_load_switches_generations_without_readers_noticing() {
     let reads = reader.stop().await;
 
     assert_ne!(rebuilt, 1);
-    let record = side.rows.projection("catalogue").await.unwrap().unwrap();
+    let record = side
+        .read
+        .registry
+        .projection("catalogue")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((record.generation, record.build), (rebuilt, None));
     assert!(reads.failures.is_empty(), "readers noticed: {reads:?}");
     assert!(
@@ -322,11 +339,11 @@ const PAGE: usize = 1_000;
 /// Registers `projection` and rebuilds it, with a bound on how long that
 /// may take.
 async fn rebuild(
-    side: &ReadSide,
+    side: &Stores,
     projection: Arc<dyn Projection>,
     within: Duration,
 ) -> Result<u32, String> {
-    side.rows
+    side.read
         .register(projection.name(), projection.version(), projection.tables())
         .await
         .unwrap();
@@ -341,7 +358,7 @@ async fn rebuild(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_longer_than_one_page_finds_rows_its_earlier_pages_wrote() {
-    let side = ReadSide::new();
+    let side = Stores::new();
     let mut shop = Shop::new(side.events.clone(), 6);
     // More customer events than one page of a rebuild, then one that needs
     // the first customer's row.
@@ -350,12 +367,13 @@ async fn a_rebuild_longer_than_one_page_finds_rows_its_earlier_pages_wrote() {
 
     let rebuilt = rebuild(&side, Arc::new(Customers), PATIENCE).await;
     assert_eq!(rebuilt, Ok(2));
-    side.assert_matches_reference().await;
+    let history = reference::history(side.events.as_ref()).await;
+    reference::assert_matches(&side.read, &reference::fold_only(&history, &["customers"])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_with_nothing_to_apply_finishes_after_the_live_runner_checkpointed() {
-    let side = ReadSide::new();
+    let side = Stores::new();
     // A shop with a catalogue and stock, where nobody has registered yet.
     let mut shop = Shop::new(side.events.clone(), 7);
     for price in [900, 1_500, 2_400] {
@@ -364,20 +382,20 @@ async fn a_rebuild_with_nothing_to_apply_finishes_after_the_live_runner_checkpoi
     }
     let customers: Arc<dyn Projection> = Arc::new(Customers);
     let record = side
-        .rows
+        .read
         .register(customers.name(), customers.version(), customers.tables())
         .await
         .unwrap();
     // The live runner, seeing only others' events, writes this batch once
     // a second (IDLE_CHECKPOINT_EVERY): no rows, its checkpoint at the
     // head. Written here directly rather than waiting for the clock.
-    side.rows
-        .apply(Batch {
-            projection: customers.name().to_string(),
-            target: Target::Live(record.generation),
-            deltas: vec![],
-            checkpoint: shopstream_infra::read_store::Checkpoint::Position(side.head().await),
-        })
+    side.read
+        .registry
+        .advance(
+            customers.name(),
+            Target::Live(record.generation),
+            Reach::to(side.head().await),
+        )
         .await
         .unwrap();
 
@@ -407,7 +425,15 @@ async fn rebuilding_every_projection_from_one_read_matches_the_reference_under_l
     .expect("the rebuilds succeed");
     assert!(pages > 1, "one read fed every rebuild, page by page");
     let shop = trading.stop().await;
-    for (record, generation) in side.rows.projections().await.unwrap().iter().zip(&rebuilt) {
+    for (record, generation) in side
+        .read
+        .registry
+        .projections()
+        .await
+        .unwrap()
+        .iter()
+        .zip(&rebuilt)
+    {
         assert_eq!(
             (record.generation, &record.build),
             (*generation, &None),

@@ -5,12 +5,13 @@ use crate::cart::{
     CartLine, CartStatus, CheckoutRefused, MAX_LINES,
 };
 use crate::testing::given;
-use crate::values::{Money, Quantity};
+use crate::values::{Currency, Money, Quantity};
 
 fn created() -> CartEvent {
     CartCreated {
         cart_id: cart_id(1),
         customer_id: customer_id(1),
+        currency: Currency::EUR,
         at: t(0),
     }
     .into()
@@ -67,6 +68,7 @@ fn creating_opens_an_empty_cart() {
         .when(CartCommand::Create {
             cart_id: cart_id(1),
             customer_id: customer_id(1),
+            currency: Currency::EUR,
             at: t(0),
         })
         .then([created()]);
@@ -77,7 +79,7 @@ fn creating_opens_an_empty_cart() {
     );
     assert_eq!(state.status, CartStatus::Open);
     assert!(state.lines.is_empty());
-    assert_eq!(state.total(), Ok(None));
+    assert_eq!(state.total(), Ok(eur(0)));
 }
 
 #[test]
@@ -86,6 +88,7 @@ fn creating_twice_is_refused() {
         .when(CartCommand::Create {
             cart_id: cart_id(1),
             customer_id: customer_id(1),
+            currency: Currency::EUR,
             at: t(0),
         })
         .then_error(DomainError::AlreadyExists("cart"));
@@ -111,7 +114,7 @@ fn setting_an_item_adds_a_line() {
         .when(set_item(line(1, eur(250), 2)))
         .then([item_set(line(1, eur(250), 2))]);
     assert_eq!(lines_of(&cart), [line(1, eur(250), 2)]);
-    assert_eq!(cart.state().unwrap().total(), Ok(Some(eur(500))));
+    assert_eq!(cart.state().unwrap().total(), Ok(eur(500)));
 }
 
 #[test]
@@ -123,7 +126,7 @@ fn setting_an_item_again_replaces_its_line_in_place() {
         lines_of(&cart),
         [line(1, eur(250), 5), line(2, eur(100), 1)]
     );
-    assert_eq!(cart.state().unwrap().total(), Ok(Some(eur(1350))));
+    assert_eq!(cart.state().unwrap().total(), Ok(eur(1350)));
 }
 
 #[test]
@@ -201,7 +204,7 @@ fn the_only_line_may_be_repriced_in_another_currency() {
     let cart = given::<Cart>(cart_with([line(1, eur(250), 2)]))
         .when(set_item(line(1, usd(300), 2)))
         .then([item_set(line(1, usd(300), 2))]);
-    assert_eq!(cart.state().unwrap().total(), Ok(Some(usd(600))));
+    assert_eq!(cart.state().unwrap().total(), Ok(usd(600)));
 }
 
 #[test]
@@ -367,11 +370,60 @@ fn folding_item_events_keeps_one_line_per_product_in_first_added_order() {
         lines_of(&folded),
         [line(1, eur(100), 3), line(2, eur(50), 4)]
     );
-    assert_eq!(folded.state().unwrap().total(), Ok(Some(eur(500))));
+    assert_eq!(folded.state().unwrap().total(), Ok(eur(500)));
 }
 
 #[test]
 fn cart_events_before_creation_are_ignored_by_the_fold() {
     let stray = [item_set(line(1, eur(1), 1)), checked_out()];
     assert_eq!(Cart::fold(&stray), Cart::default());
+}
+
+#[test]
+fn an_empty_cart_totals_zero_in_the_currency_it_was_created_in() {
+    let pounds = Currency::parse("GBP").unwrap();
+    let cart = given::<Cart>([])
+        .when(CartCommand::Create {
+            cart_id: cart_id(1),
+            customer_id: customer_id(1),
+            currency: pounds,
+            at: t(0),
+        })
+        .then([CartCreated {
+            cart_id: cart_id(1),
+            customer_id: customer_id(1),
+            currency: pounds,
+            at: t(0),
+        }
+        .into()]);
+    assert_eq!(cart.state().unwrap().total(), Ok(Money::zero(pounds)));
+    // The first line may be in another currency; the lines set the total's.
+    let with_line = given::<Cart>([created()])
+        .when(set_item(line(1, usd(300), 2)))
+        .then([item_set(line(1, usd(300), 2))]);
+    assert_eq!(with_line.state().unwrap().total(), Ok(usd(600)));
+    let emptied = given::<Cart>(cart_with([line(1, usd(300), 2)]))
+        .when(remove(1))
+        .then([CartItemRemoved {
+            product_id: product_id(1),
+            at: t(2),
+        }
+        .into()]);
+    assert_eq!(emptied.state().unwrap().total(), Ok(eur(0)));
+}
+
+#[test]
+fn carts_created_before_currencies_were_recorded_are_in_euros() {
+    use crate::event::EventSet;
+    let v1 = format!(
+        r#"{{"cart_id":"{}","customer_id":"{}","at":"2026-11-01T10:00:00Z"}}"#,
+        cart_id(1),
+        customer_id(1)
+    );
+    let CartEvent::CartCreated(created) =
+        CartEvent::decode("CartCreated", 1, v1.as_bytes()).unwrap()
+    else {
+        panic!("a CartCreated decodes as one");
+    };
+    assert_eq!(created.currency, Currency::EUR);
 }

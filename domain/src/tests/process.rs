@@ -17,7 +17,9 @@ use crate::process::{
     CheckoutDecision, OrderDecision, cancel_order, checkout, order_skus, ship_order,
 };
 use crate::product::{Product, ProductCreated, ProductDiscontinued, ProductEvent};
-use crate::values::{Carrier, Category, Description, Money, ProductId, Sku, Tags, Tracking};
+use crate::values::{
+    Carrier, Category, Currency, Description, Money, ProductId, Sku, Tags, Tracking,
+};
 
 /// Folds events onto a state after a trip through their stored form, as the
 /// application does when it reads a stream back.
@@ -110,6 +112,7 @@ impl Shop {
             CartCreated {
                 cart_id: cart_id(1),
                 customer_id: customer_id(1),
+                currency: Currency::EUR,
                 at: t(0),
             }
             .into(),

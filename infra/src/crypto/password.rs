@@ -28,8 +28,12 @@ impl Default for HashCost {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
+pub enum HashError {
+    #[error("the password hashing cost is invalid")]
+    Cost(#[source] argon2::Error),
+    #[error("password hashing failed")]
+    Hash(#[source] argon2::password_hash::Error),
+}
 
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -41,11 +45,11 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     pub fn new(cost: HashCost) -> Result<Self, HashError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
-            .map_err(|e| HashError(e.to_string()))?;
+            .map_err(HashError::Cost)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let decoy = argon2
             .hash_password(b"decoy password for unknown accounts")
-            .map_err(|e| HashError(e.to_string()))?
+            .map_err(HashError::Hash)?
             .to_string();
         Ok(Self { argon2, decoy })
     }
@@ -55,7 +59,7 @@ impl PasswordHasher {
         self.argon2
             .hash_password(password.as_bytes())
             .map(|h| PasswordHash(h.to_string()))
-            .map_err(|e| HashError(e.to_string()))
+            .map_err(HashError::Hash)
     }
 
     /// Whether `password` matches `hash`; `None` spends the same time and

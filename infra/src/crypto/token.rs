@@ -19,14 +19,23 @@ pub struct Claims {
     pub iss: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     #[error("the token has expired")]
     Expired,
     #[error("the token is not valid")]
     Invalid,
-    #[error("the token could not be signed: {0}")]
-    Signing(String),
+    #[error("the token could not be signed")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+}
+
+/// Why token settings were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenSettingsError {
+    #[error("the token secret must be at least 32 bytes")]
+    ShortSecret,
+    #[error("the token lifetime is out of range")]
+    Lifetime(#[source] chrono::OutOfRangeError),
 }
 
 #[derive(Clone)]
@@ -39,9 +48,9 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     /// A secret of at least 32 bytes is expected; shorter ones are refused.
-    pub fn new(secret: &[u8], ttl: std::time::Duration) -> Result<Self, String> {
+    pub fn new(secret: &[u8], ttl: std::time::Duration) -> Result<Self, TokenSettingsError> {
         if secret.len() < 32 {
-            return Err("the token secret must be at least 32 bytes".into());
+            return Err(TokenSettingsError::ShortSecret);
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
@@ -51,7 +60,7 @@ impl TokenIssuer {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            ttl: chrono::Duration::from_std(ttl).map_err(|e| e.to_string())?,
+            ttl: chrono::Duration::from_std(ttl).map_err(TokenSettingsError::Lifetime)?,
         })
     }
 
@@ -70,7 +79,7 @@ impl TokenIssuer {
             iss: ISSUER.to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| TokenError::Signing(e.to_string()))?;
+            .map_err(TokenError::Signing)?;
         Ok((token, self.ttl.num_seconds()))
     }
 
@@ -111,13 +120,13 @@ mod tests {
         let (old, _) = a
             .issue(id, Role::Customer, Utc::now() - chrono::Duration::hours(2))
             .unwrap();
-        assert_eq!(a.verify(&old), Err(TokenError::Expired));
+        assert!(matches!(a.verify(&old), Err(TokenError::Expired)));
         let (token, _) = a.issue(id, Role::Customer, Utc::now()).unwrap();
-        assert_eq!(b.verify(&token), Err(TokenError::Invalid));
+        assert!(matches!(b.verify(&token), Err(TokenError::Invalid)));
         let mut tampered = token.clone();
         tampered.insert(tampered.len() / 2, 'x');
-        assert_eq!(a.verify(&tampered), Err(TokenError::Invalid));
-        assert_eq!(a.verify("not a token"), Err(TokenError::Invalid));
+        assert!(matches!(a.verify(&tampered), Err(TokenError::Invalid)));
+        assert!(matches!(a.verify("not a token"), Err(TokenError::Invalid)));
     }
 
     #[test]

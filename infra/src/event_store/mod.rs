@@ -1,11 +1,17 @@
 //! The EventStore port, shaped like KurrentDB.
 //!
 //! Streams are named `<category>-<id>` and numbered from revision 0; every
-//! event also has a global position in `$all`, starting at 1, that only
-//! grows and never has gaps visible to readers. One [`EventStore::append`]
-//! call may write several streams: either every stream's expectation holds
-//! and all events are written, or nothing is (KurrentDB 25.1's multi-stream
-//! append; the embedded store does it in one SQLite savepoint).
+//! event also has a global position in `$all` that only grows. Positions
+//! may have gaps (KurrentDB's are commit positions, log offsets): nothing
+//! may count on them being consecutive, so the distance between two
+//! positions is not a number of events ([`EventStore::count_after`] counts
+//! those). One [`EventStore::append`] call may write several streams:
+//! either every stream's expectation holds and all events are written, or
+//! nothing is (KurrentDB 25.1's multi-stream append; the embedded store does
+//! it in one SQLite transaction).
+//!
+//! The port has no time index: times map onto positions through the
+//! `timeline` read model, which every adapter can feed.
 
 mod sqlite;
 
@@ -18,6 +24,8 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 pub use sqlite::{Durability, SqliteEventStore, SqliteEventStoreOptions};
+
+use crate::error::Cause;
 
 /// What a writer expects of a stream before its events are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +123,7 @@ pub struct Appended {
     pub replayed: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
     /// A stream was not where the writer expected it.
     #[error("conflict on {stream}: expected {expected}, actual {}", display_revision(*.actual))]
@@ -135,15 +143,15 @@ fn display_revision(r: Option<u64>) -> String {
     r.map_or_else(|| "no stream".to_string(), |r| format!("revision {r}"))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or failed to do I/O; nothing is known to
     /// be written.
-    #[error("event store unavailable: {0}")]
-    Unavailable(String),
+    #[error("event store unavailable")]
+    Unavailable(#[source] Cause),
     /// The store holds something this build cannot read.
-    #[error("event store data is unreadable: {0}")]
-    Corrupt(String),
+    #[error("event store data is unreadable")]
+    Corrupt(#[source] Cause),
     /// The store is shutting down.
     #[error("event store is closed")]
     Closed,
@@ -219,27 +227,6 @@ impl<'de> Deserialize<'de> for RecordedEvent {
     }
 }
 
-impl RecordedEvent {
-    /// The event as it may leave the system: secret fields (password
-    /// hashes) replaced by `"[redacted]"`.
-    pub fn redacted(&self) -> Result<std::borrow::Cow<'_, RecordedEvent>, serde_json::Error> {
-        for (event_type, field) in shopstream_domain::customer::SECRET_FIELDS {
-            if self.event_type != *event_type {
-                continue;
-            }
-            let mut data: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(self.data.get())?;
-            if data.contains_key(*field) {
-                data.insert(field.to_string(), "[redacted]".into());
-                let mut clean = self.clone();
-                clean.data = serde_json::value::to_raw_value(&data)?;
-                return Ok(std::borrow::Cow::Owned(clean));
-            }
-        }
-        Ok(std::borrow::Cow::Borrowed(self))
-    }
-}
-
 /// Which direction to read a stream in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -278,7 +265,7 @@ pub struct AllSlice {
 
 /// A catch-up subscription to `$all`: first every stored event after the
 /// starting position, then new events as they are committed, in position
-/// order, without gaps or duplicates.
+/// order, none skipped and none twice.
 #[async_trait]
 pub trait Subscription: Send {
     /// Waits until `$all` moves past the subscription's position and returns
@@ -324,25 +311,20 @@ pub trait EventStore: Send + Sync + 'static {
     /// The position of the last event in `$all` (0 when empty).
     async fn head_position(&self) -> Result<u64, StoreError>;
 
-    /// The current revision of a stream (None: no such stream).
-    async fn stream_revision(&self, stream: &str) -> Result<Option<u64>, StoreError>;
-
-    /// The position just before the first event recorded at or after
-    /// `time`, so `read_all(position_before(t), ..)` starts at `t`.
-    async fn position_before(&self, time: DateTime<Utc>) -> Result<u64, StoreError>;
-
-    /// Appends to a single stream.
-    async fn append_to_stream(
-        &self,
-        stream: &str,
-        expected: ExpectedRevision,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, AppendError> {
-        self.append(vec![StreamWrite {
-            stream: stream.to_string(),
-            expected,
-            events,
-        }])
-        .await
+    /// How many events `$all` holds after position `after`, counting at
+    /// most `cap` of them (a networked store counts by reading): how far a
+    /// reader at `after` is behind, in events.
+    async fn count_after(&self, after: u64, cap: u64) -> Result<u64, StoreError> {
+        let (mut counted, mut from) = (0u64, after);
+        while counted < cap {
+            let page = (cap - counted).min(4096) as usize;
+            let slice = self.read_all(from, &EventFilter::default(), page).await?;
+            if slice.events.is_empty() {
+                break;
+            }
+            counted += slice.events.len() as u64;
+            from = slice.scanned_to;
+        }
+        Ok(counted.min(cap))
     }
 }

@@ -10,11 +10,11 @@
 //! write at a time, and the writer re-reads every stream's revision inside
 //! its write transaction, so expectations hold across processes; the
 //! `UNIQUE(stream, revision)` index is the last guard. Because writes are
-//! serialised, positions become visible in order and `$all` never shows a
-//! gap. Subscribers learn of commits from this process at once and of other
+//! serialised, positions become visible in order (here they are even
+//! consecutive, which the port does not promise). Subscribers learn of commits from this process at once and of other
 //! processes' commits by polling SQLite's cheap `data_version`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -30,8 +30,9 @@ use super::{
     AllSlice, AppendError, Appended, Direction, EventFilter, EventStore, ExpectedRevision,
     Metadata, RecordedEvent, StoreError, StreamAppended, StreamWrite, Subscription,
 };
+use crate::error::cause;
 pub use crate::sqlite::Durability;
-use crate::sqlite::{ReadPool, open_reader, open_writer};
+use crate::sqlite::{ReadPool, open_prepared, open_reader};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -117,8 +118,8 @@ impl SqliteEventStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(unavailable)?;
         }
-        let writer = open_writer(&path, options.durability).map_err(unavailable)?;
-        writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        let writer = open_prepared(&path, options.durability, |conn| conn.execute_batch(SCHEMA))
+            .map_err(unavailable)?;
         let head_now = head_of(&writer).map_err(unavailable)?;
         let (head, _) = watch::channel(head_now);
         let (jobs, queue) = mpsc::channel(options.max_batch * 16);
@@ -154,15 +155,10 @@ impl SqliteEventStore {
             }),
         })
     }
-
-    /// The file the store lives in, beside its `-wal` and `-shm` files.
-    pub fn file_name() -> PathBuf {
-        PathBuf::from("events.sqlite")
-    }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(cause(e))
 }
 
 fn head_of(conn: &Connection) -> rusqlite::Result<u64> {
@@ -223,16 +219,19 @@ fn commit_group(conn: &mut Connection, batch: &[AppendJob]) -> Vec<Result<Append
         Ok(outcomes) => outcomes,
         Err(GroupFailed::Retry) => match write_group(conn, batch, true) {
             Ok(outcomes) => outcomes,
-            Err(GroupFailed::Retry) => unreachable_group(batch, "write failed twice"),
-            Err(GroupFailed::Store(e)) => unreachable_group(batch, &e.to_string()),
+            Err(GroupFailed::Retry) => unreachable_group(batch, cause("a write failed twice")),
+            Err(GroupFailed::Store(e)) => unreachable_group(batch, cause(e)),
         },
-        Err(GroupFailed::Store(e)) => unreachable_group(batch, &e.to_string()),
+        Err(GroupFailed::Store(e)) => unreachable_group(batch, cause(e)),
     }
 }
 
 /// Every append of the group fails with the same store error.
-fn unreachable_group(batch: &[AppendJob], why: &str) -> Vec<Result<Appended, AppendError>> {
-    let err = AppendError::Store(StoreError::Unavailable(why.to_string()));
+fn unreachable_group(
+    batch: &[AppendJob],
+    why: crate::error::Cause,
+) -> Vec<Result<Appended, AppendError>> {
+    let err = AppendError::Store(StoreError::Unavailable(why));
     batch.iter().map(|_| Err(err.clone())).collect()
 }
 
@@ -325,7 +324,7 @@ fn find_event(conn: &Connection, id: &Uuid) -> rusqlite::Result<Option<(String, 
 }
 
 fn store_err(e: rusqlite::Error) -> AppendError {
-    AppendError::Store(StoreError::Unavailable(e.to_string()))
+    AppendError::Store(unavailable(e))
 }
 
 /// What checking an append found.
@@ -513,8 +512,8 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
 
 fn read_err(e: rusqlite::Error) -> StoreError {
     match e {
-        rusqlite::Error::FromSqlConversionFailure(..) => StoreError::Corrupt(e.to_string()),
-        other => StoreError::Unavailable(other.to_string()),
+        rusqlite::Error::FromSqlConversionFailure(..) => StoreError::Corrupt(cause(e)),
+        other => unavailable(other),
     }
 }
 
@@ -644,42 +643,22 @@ impl EventStore for SqliteEventStore {
         self.inner.reads.run(head_of).await.map_err(read_err)
     }
 
-    async fn position_before(&self, time: DateTime<Utc>) -> Result<u64, StoreError> {
-        let micros = time.timestamp_micros();
+    async fn count_after(&self, after: u64, cap: u64) -> Result<u64, StoreError> {
+        let cap = cap.min(i64::MAX as u64) as i64;
         self.inner
             .reads
-            .run(move |conn| position_before(conn, micros))
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE position > ?1 LIMIT ?2)",
+                )?
+                .query_row(params![after.min(i64::MAX as u64) as i64, cap], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+            })
             .await
             .map_err(read_err)
     }
-
-    async fn stream_revision(&self, stream: &str) -> Result<Option<u64>, StoreError> {
-        let stream = stream.to_string();
-        self.inner
-            .reads
-            .run(move |conn| current_revision(conn, &stream))
-            .await
-            .map_err(read_err)
-    }
-}
-
-/// Binary search over positions: recorded times never decrease along
-/// `$all`, so the first event at or after `micros` is found in O(log n)
-/// point reads.
-fn position_before(conn: &Connection, micros: i64) -> rusqlite::Result<u64> {
-    let (mut low, mut high) = (0u64, head_of(conn)?);
-    let mut stmt = conn.prepare_cached("SELECT recorded_at FROM events WHERE position = ?1")?;
-    // Invariant: events up to `low` are before `micros`; `high + 1` is not.
-    while low < high {
-        let mid = low + (high - low).div_ceil(2);
-        let at: i64 = stmt.query_row([mid as i64], |r| r.get(0))?;
-        if at < micros {
-            low = mid
-        } else {
-            high = mid - 1
-        }
-    }
-    Ok(low)
 }
 
 // ---------------------------------------------------------------- subscribing

@@ -11,8 +11,31 @@ pub mod kafka;
 
 use async_trait::async_trait;
 
+use crate::error::Cause;
 use crate::event_store::{EventFilter, EventStore, RecordedEvent, StoreError, Subscription};
-use crate::read_store::Checkpoint;
+
+/// How far a batch's events reach into `$all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Every event up to this position (a feed in `$all`'s order).
+    Position(u64),
+    /// Per partition of a feed that keeps order only within a partition
+    /// (Kafka): the position each partition has been read to. The
+    /// projection reflects position `p` once every one of `total` partitions
+    /// is past `p`.
+    Partitions {
+        total: u32,
+        positions: Vec<(i32, u64)>,
+    },
+}
+
+/// How an event is written where it leaves the event store (a Kafka
+/// message, a dead letter): the recorded-event JSON of `API.md`, with what
+/// may not leave the system (secret fields) taken out. The application
+/// decides what that is; adapters only call it.
+pub trait Outbound: Send + Sync + 'static {
+    fn to_json(&self, event: &RecordedEvent) -> Result<Vec<u8>, serde_json::Error>;
+}
 
 /// A run of events for one subscriber, and how far it reaches.
 pub struct FeedBatch {
@@ -34,17 +57,43 @@ pub(crate) enum Ack {
 pub enum FeedError {
     #[error(transparent)]
     Events(#[from] StoreError),
-    #[error("kafka: {0}")]
-    Kafka(String),
-    #[error("a message on the feed is unreadable: {0}")]
-    Corrupt(String),
+    #[error("kafka: {context}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    #[error("a message on the feed is unreadable")]
+    Corrupt(#[source] Cause),
+}
+
+impl FeedError {
+    /// A Kafka failure in `context`, caused by `source`.
+    pub fn kafka(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        FeedError::Kafka {
+            context: context.into(),
+            source: Some(crate::error::cause(source)),
+        }
+    }
+
+    /// A Kafka-side condition with no error value behind it.
+    pub fn kafka_says(context: impl Into<String>) -> Self {
+        FeedError::Kafka {
+            context: context.into(),
+            source: None,
+        }
+    }
 }
 
 #[async_trait]
 pub trait EventFeed: Send + Sync + 'static {
     /// Subscribes `subscriber` (a projection at a version) to events of
-    /// these types. The embedded feed starts after `from`; Kafka starts
-    /// where the subscriber's consumer group last committed.
+    /// these types (none: every type). The embedded feed starts after
+    /// `from`; Kafka starts where the subscriber's consumer group last
+    /// committed.
     async fn subscribe(
         &self,
         subscriber: &str,

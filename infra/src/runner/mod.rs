@@ -1,7 +1,9 @@
 //! The projection runner: feeds recorded events through a projection into
-//! the read store, batch by batch, each batch written atomically with its
-//! checkpoint, so a restart resumes exactly where the last batch ended and
-//! no event is skipped or applied twice.
+//! the read store, batch by batch: a batch's rows first, then the
+//! checkpoint that covers them, so a restart resumes at or before the
+//! first event whose rows might be missing. Replaying events is harmless
+//! (every cell keeps the version that wrote it), so no event is lost and a
+//! repeated one changes nothing.
 //!
 //! One runner supervises one projection: it registers the projection,
 //! rebuilds it when the code's version differs from the registry's, runs it
@@ -19,9 +21,13 @@ use std::time::Duration;
 use chrono::Utc;
 use shopstream_projections::{Envelope, Projection, ProjectionError, Row, RowKey};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::event_store::{AllSlice, EventFilter, EventStore, RecordedEvent, StoreError};
-use crate::feed::{EventFeed, FeedError, StoreFeed};
-use crate::read_store::{Batch, Checkpoint, DeadLetter, ReadStore, ReadStoreError, Target};
+use crate::feed::{Checkpoint, EventFeed, FeedError, StoreFeed};
+use crate::read_store::{
+    DeadLetter, PartitionProgress, Progress, ReadSide, ReadStoreError, Target,
+};
 use overlay::Overlay;
 
 /// Who hears about a runner's progress: the query cache (rows changed,
@@ -37,6 +43,13 @@ pub trait RunnerObserver: Send + Sync + 'static {
         changed: &[RowKey],
         lags: &[Duration],
     );
+
+    /// Rows of a live generation changed, but no checkpoint covers them
+    /// (it could not be recorded: the projection was paused or its
+    /// generation replaced meanwhile). Whoever caches answers built from
+    /// them must drop those answers all the same: a redelivery of the
+    /// batch will find nothing to change.
+    fn changed(&self, projection: &str, generation: u32, changed: &[RowKey]);
 
     /// A rebuilt generation became live at `checkpoint`.
     fn switched(&self, projection: &str, generation: u32, checkpoint: u64);
@@ -66,6 +79,9 @@ pub enum RunnerError {
     Rows(#[from] ReadStoreError),
     #[error(transparent)]
     Feed(#[from] FeedError),
+    /// A rebuild's task for one projection panicked or was cancelled.
+    #[error("a rebuild task ended abnormally")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Rows a rebuild remembers between batches (it is their only writer, so
@@ -202,9 +218,7 @@ pub async fn rebuild_together(
     drop(feeds);
     let mut builds = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let build = task
-            .await
-            .map_err(|e| RunnerError::Rows(ReadStoreError::Unavailable(e.to_string())))??;
+        let build = task.await.map_err(RunnerError::Task)??;
         builds.push(build);
     }
     let finishing = runners
@@ -217,7 +231,7 @@ pub async fn rebuild_together(
 pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
     events: Arc<dyn EventStore>,
-    rows: Arc<dyn ReadStore>,
+    read: ReadSide,
     observer: Arc<dyn RunnerObserver>,
     /// Where live events come from (the event store itself by default).
     feed: Arc<dyn EventFeed>,
@@ -229,14 +243,14 @@ impl ProjectionRunner {
     pub fn new(
         projection: Arc<dyn Projection>,
         events: Arc<dyn EventStore>,
-        rows: Arc<dyn ReadStore>,
+        read: ReadSide,
         observer: Arc<dyn RunnerObserver>,
     ) -> Self {
         Self {
             feed: Arc::new(StoreFeed::new(events.clone())),
             projection,
             events,
-            rows,
+            read,
             observer,
             build_page: BUILD_PAGE,
         }
@@ -271,14 +285,26 @@ impl ProjectionRunner {
         }
     }
 
-    /// Supervises the projection for ever: registers it, rebuilds it when
-    /// its version changed, runs it live, waits while it is paused or
-    /// failed. Transient store errors are retried with a pause.
-    pub async fn run(self) {
+    /// Supervises the projection until `stop`: registers it, rebuilds it
+    /// when its version changed, runs it live, waits while it is paused or
+    /// failed. Transient store errors are retried with a pause. Stopping
+    /// anywhere is safe: rows are durable before their checkpoint.
+    pub async fn run(self, stop: CancellationToken) {
         loop {
-            if let Err(e) = self.step().await {
-                tracing::warn!(projection = self.name(), error = %e, "projection runner retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            let step = tokio::select! {
+                step = self.step() => step,
+                _ = stop.cancelled() => return,
+            };
+            if let Err(e) = step {
+                tracing::warn!(
+                    projection = self.name(),
+                    error = %crate::error::Report(&e),
+                    "projection runner retrying"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.cancelled() => return,
+                }
             }
         }
     }
@@ -287,7 +313,7 @@ impl ProjectionRunner {
     async fn step(&self) -> Result<(), RunnerError> {
         let p = &self.projection;
         let record = self
-            .rows
+            .read
             .register(p.name(), p.version(), p.tables())
             .await?;
         if record.version != p.version() && record.build.is_none() {
@@ -316,9 +342,13 @@ impl ProjectionRunner {
             }
             // The read store holds something it cannot read: stop, say so,
             // and wait for an operator (a rebuild or a resume).
-            Err(RunnerError::Rows(ReadStoreError::Corrupt(why))) => {
+            Err(RunnerError::Rows(e @ ReadStoreError::Corrupt(_))) => {
+                let why = crate::error::Report(&e).to_string();
                 tracing::error!(projection = self.name(), error = %why, "projection failed");
-                self.rows.set_failure(self.name(), Some(&why)).await?;
+                self.read
+                    .registry
+                    .set_failure(self.name(), Some(&why))
+                    .await?;
                 Ok(())
             }
             other => other,
@@ -354,6 +384,11 @@ impl ProjectionRunner {
                     continue;
                 }
             }
+            if !batch.events.is_empty() {
+                // Rows are written before the checkpoint that would refuse
+                // them: a pause (or a switch) must be seen before writing.
+                self.still_live(generation).await?;
+            }
             let events: Vec<&RecordedEvent> = batch.events.iter().collect();
             self.apply(
                 Target::Live(generation),
@@ -370,7 +405,7 @@ impl ProjectionRunner {
     /// Fails with `Superseded` unless `generation` is still the live,
     /// unpaused one.
     async fn still_live(&self, generation: u32) -> Result<(), RunnerError> {
-        match self.rows.projection(self.name()).await? {
+        match self.read.registry.projection(self.name()).await? {
             Some(r) if r.generation == generation && !r.paused => Ok(()),
             _ => Err(RunnerError::Rows(ReadStoreError::Superseded)),
         }
@@ -388,7 +423,7 @@ impl ProjectionRunner {
     async fn start_build(&self) -> Result<Build, RunnerError> {
         let p = &self.projection;
         let generation = self
-            .rows
+            .read
             .start_build(p.name(), p.version(), p.tables())
             .await?;
         Ok(Build {
@@ -403,11 +438,11 @@ impl ProjectionRunner {
     /// the events of this projection's types, and the page's end as its
     /// checkpoint.
     async fn build_page(&self, build: &mut Build, page: &AllSlice) -> Result<(), RunnerError> {
-        let types = self.projection.event_types();
+        let filter = self.filter();
         let mine: Vec<&RecordedEvent> = page
             .events
             .iter()
-            .filter(|e| types.contains(&e.event_type.as_str()))
+            .filter(|e| filter.matches(&e.event_type, &e.stream))
             .collect();
         build.applied += mine.len() as u64;
         self.apply(
@@ -449,7 +484,7 @@ impl ProjectionRunner {
             build.position = build.position.max(slice.scanned_to);
             build.applied += events.len() as u64;
             if events.is_empty() {
-                if self.rows.finish_build(name, build.generation).await? {
+                if self.read.finish_build(name, build.generation).await? {
                     self.observer
                         .switched(name, build.generation, build.position);
                     progress.advanced(build.position, slice.scanned_to, build.applied);
@@ -464,7 +499,7 @@ impl ProjectionRunner {
         }
     }
 
-    /// Applies one slice of events and its checkpoint atomically.
+    /// Applies one slice of events: their rows, then the checkpoint.
     async fn apply(
         &self,
         target: Target,
@@ -472,9 +507,7 @@ impl ProjectionRunner {
         checkpoint: Checkpoint,
         known: &mut Known,
     ) -> Result<(), RunnerError> {
-        let generation = match target {
-            Target::Live(g) | Target::Build(g) => g,
-        };
+        let generation = target.generation();
         let mut overlay = Overlay::default();
         for event in events {
             self.apply_event(event, generation, &mut overlay, known)
@@ -485,16 +518,44 @@ impl ProjectionRunner {
         // have a twin in another process, so the store merges its changes.
         let whole = matches!(target, Target::Build(_));
         let (deltas, now_known) = overlay.finish(whole, |key| known.base(key));
-        let applied = self
-            .rows
-            .apply(Batch {
-                projection: self.name().to_string(),
-                target,
-                deltas,
-                checkpoint,
-            })
-            .await?;
+        let changed = if deltas.is_empty() {
+            Vec::new()
+        } else {
+            self.read.rows.apply(generation, deltas).await?
+        };
         known.remember(now_known);
+        let progress = match checkpoint {
+            Checkpoint::Position(p) => Progress::to(p),
+            Checkpoint::Partitions { total, positions } => {
+                let positions: Vec<PartitionProgress> = positions
+                    .into_iter()
+                    .map(|(partition, position)| PartitionProgress {
+                        partition,
+                        position,
+                    })
+                    .collect();
+                let all = self
+                    .read
+                    .registry
+                    .advance_partitions(self.name(), generation, &positions)
+                    .await?;
+                watermarks(total, &all)
+            }
+        };
+        let checkpoint = match self
+            .read
+            .registry
+            .advance(self.name(), target, progress)
+            .await
+        {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                if let (Target::Live(g), false) = (target, changed.is_empty()) {
+                    self.observer.changed(self.name(), g, &changed);
+                }
+                return Err(e.into());
+            }
+        };
         if let Target::Live(g) = target {
             let now = Utc::now();
             let lags: Vec<Duration> = events
@@ -502,7 +563,7 @@ impl ProjectionRunner {
                 .map(|e| (now - e.recorded_at).to_std().unwrap_or_default())
                 .collect();
             self.observer
-                .applied(self.name(), g, applied.checkpoint, &applied.changed, &lags);
+                .applied(self.name(), g, checkpoint, &changed, &lags);
         }
         Ok(())
     }
@@ -514,15 +575,7 @@ impl ProjectionRunner {
         overlay: &mut Overlay,
         known: &Known,
     ) -> Result<(), RunnerError> {
-        let envelope = Envelope {
-            stream: &event.stream,
-            revision: event.revision,
-            position: event.position,
-            event_type: &event.event_type,
-            schema_version: event.schema_version,
-            recorded_at: event.recorded_at,
-            data: event.data.get().as_bytes(),
-        };
+        let envelope = envelope(event);
         loop {
             match self.projection.apply(&envelope, overlay) {
                 Ok(writes) => {
@@ -541,7 +594,7 @@ impl ProjectionRunner {
                         }
                     }
                     if !missing.is_empty() {
-                        let rows = self.rows.get_many(generation, missing.clone()).await?;
+                        let rows = self.read.rows.get_many(generation, missing.clone()).await?;
                         for (key, row) in missing.into_iter().zip(rows) {
                             overlay.learn(key, row);
                         }
@@ -558,7 +611,8 @@ impl ProjectionRunner {
                         %error,
                         "event set aside"
                     );
-                    self.rows
+                    self.read
+                        .coordination
                         .dead_letter(DeadLetter {
                             projection: self.name().to_string(),
                             position: event.position,
@@ -573,5 +627,85 @@ impl ProjectionRunner {
                 }
             }
         }
+    }
+}
+
+/// A recorded event as projections see it.
+pub fn envelope(event: &RecordedEvent) -> Envelope<'_> {
+    Envelope {
+        stream: &event.stream,
+        revision: event.revision,
+        position: event.position,
+        event_type: &event.event_type,
+        schema_version: event.schema_version,
+        recorded_at: event.recorded_at,
+        data: event.data.get().as_bytes(),
+    }
+}
+
+/// How far a projection fed by a partitioned feed reflects `$all`, from
+/// how far each partition is applied: every event up to the lowest
+/// partition's position once all `total` partitions have reported (before
+/// that nothing is known: 0), and the furthest any partition reached.
+pub fn watermarks(total: u32, partitions: &[PartitionProgress]) -> Progress {
+    let high = partitions.iter().map(|p| p.position).max().unwrap_or(0);
+    let reported = partitions
+        .iter()
+        .map(|p| p.partition)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let low = if total > 0 && reported >= total as usize {
+        partitions.iter().map(|p| p.position).min().unwrap_or(0)
+    } else {
+        0
+    };
+    Progress {
+        position: low,
+        high: high.max(low),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(partition: i32, position: u64) -> PartitionProgress {
+        PartitionProgress {
+            partition,
+            position,
+        }
+    }
+
+    #[test]
+    fn nothing_is_known_until_every_partition_has_reported() {
+        assert_eq!(watermarks(3, &[]), Progress::to(0));
+        let two_of_three = watermarks(3, &[at(0, 40), at(2, 90)]);
+        assert_eq!(two_of_three.position, 0);
+        assert_eq!(two_of_three.high, 90);
+    }
+
+    #[test]
+    fn the_slowest_partition_is_the_checkpoint_and_the_fastest_the_high_mark() {
+        let all = watermarks(3, &[at(0, 40), at(1, 12), at(2, 90)]);
+        assert_eq!(
+            all,
+            Progress {
+                position: 12,
+                high: 90
+            }
+        );
+    }
+
+    #[test]
+    fn partitions_beyond_the_total_still_count_once_each() {
+        // A topic that grew: more partitions report than were counted.
+        let grown = watermarks(2, &[at(0, 7), at(1, 9), at(2, 5)]);
+        assert_eq!(grown.position, 5);
+        assert_eq!(grown.high, 9);
+    }
+
+    #[test]
+    fn a_feed_without_partitions_knows_nothing() {
+        assert_eq!(watermarks(0, &[at(0, 7)]).position, 0);
     }
 }

@@ -3,80 +3,28 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use shopstream_domain::cart::{Cart, CartCommand, CartLine, CartState, CartStatus};
+use shopstream_domain::cart::{Cart, CartCommand, CartLine};
 use shopstream_domain::inventory::Inventory;
 use shopstream_domain::order::{Order, OrderStatus};
 use shopstream_domain::product::Product;
-use shopstream_domain::values::{
-    CartId, Currency, Money, Name, OrderId, ProductId, Quantity, ShippingAddress, Sku,
-};
+use shopstream_domain::values::{CartId, Currency, OrderId, ProductId, Quantity, ShippingAddress};
 use shopstream_domain::{Aggregate, DomainError, process, stream_name};
+use shopstream_projections::carts::CartView;
 
+use super::CommandError;
+use super::aggregates::states;
 use super::{Command, UnitOfWork};
-use crate::app::CommandError;
-use crate::app::aggregates::states;
-
-/// A cart as its owner sees it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CartView {
-    pub cart_id: CartId,
-    pub status: String,
-    pub items: Vec<CartItemView>,
-    pub total: Money,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CartItemView {
-    pub product_id: ProductId,
-    pub sku: Sku,
-    pub name: Name,
-    pub unit_price: Money,
-    pub quantity: Quantity,
-    pub line_total: Money,
-}
-
-impl CartView {
-    /// `currency` prices an empty cart's zero total.
-    pub fn of(cart: &CartState, currency: Currency) -> Result<Self, CommandError> {
-        let items = cart
-            .lines
-            .iter()
-            .map(|l| {
-                Ok(CartItemView {
-                    product_id: l.product_id,
-                    sku: l.sku.clone(),
-                    name: l.name.clone(),
-                    unit_price: l.unit_price,
-                    quantity: l.quantity,
-                    line_total: l.line_total().ok_or_else(|| {
-                        DomainError::invalid("quantity", "line total is too large")
-                    })?,
-                })
-            })
-            .collect::<Result<_, CommandError>>()?;
-        Ok(Self {
-            cart_id: cart.cart_id,
-            // As the read model names it.
-            status: match cart.status {
-                CartStatus::Open => "open",
-                CartStatus::CheckedOut { .. } => "checked_out",
-            }
-            .to_string(),
-            items,
-            total: cart.total()?.unwrap_or(Money::zero(currency)),
-        })
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CartCreated {
     pub cart_id: CartId,
 }
 
-/// Opens a cart for the acting customer.
+/// Opens a cart for the acting customer, in the shop's currency.
 #[derive(Debug, Clone)]
 pub struct CreateCart {
     pub cart_id: CartId,
+    pub currency: Currency,
 }
 
 impl Command for CreateCart {
@@ -97,6 +45,7 @@ impl Command for CreateCart {
         let events = cart.state.decide(&CartCommand::Create {
             cart_id: self.cart_id,
             customer_id,
+            currency: self.currency,
             at: uow.now(),
         })?;
         uow.stage(&cart, events);
@@ -113,8 +62,6 @@ pub struct SetCartItem {
     pub cart_id: CartId,
     pub product_id: ProductId,
     pub quantity: u32,
-    /// Prices an empty cart's total.
-    pub currency: Currency,
 }
 
 impl Command for SetCartItem {
@@ -155,8 +102,9 @@ impl Command for SetCartItem {
             }
         };
         let events = cart.state.decide(&command)?;
+        let revision = cart.revision_after(events.len()).unwrap_or(0);
         let after = uow.stage(&cart, events);
-        CartView::of(after.state()?, self.currency)
+        Ok(CartView::of(after.state()?, revision)?)
     }
 }
 
@@ -233,11 +181,8 @@ impl Command for Checkout {
                     at,
                 })?;
                 uow.stage(&cart, recorded);
-                uow.refuse_after_commit(refusal);
-                Ok(CheckedOut {
-                    order_id: self.order_id,
-                    status: OrderStatus::Cancelled,
-                })
+                uow.refuse_after_commit();
+                Err(refusal.into())
             }
             Err(other) => Err(other.into()),
         }

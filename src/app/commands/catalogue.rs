@@ -6,8 +6,8 @@ use shopstream_domain::product::{NewProduct, Product, ProductCommand, ProductSta
 use shopstream_domain::values::{Money, Name, ProductId, Sku};
 use shopstream_domain::{Aggregate, stream_name};
 
+use super::CommandError;
 use super::{Command, UnitOfWork};
-use crate::app::CommandError;
 
 /// Lists a product under a SKU no other product holds. Admins only.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use shopstream_domain::customer::{Customer, CustomerCommand};
 use shopstream_domain::values::{CustomerId, Email, Name, PasswordHash, Role};
 use shopstream_domain::{Aggregate, stream_name};
 
+use super::CommandError;
 use super::{Command, UnitOfWork};
-use crate::app::CommandError;
 
 /// Registers a customer under an email address nobody holds. The password
 /// is hashed before the command is built: hashing is slow and must not be

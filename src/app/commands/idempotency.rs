@@ -18,8 +18,8 @@ use shopstream_domain::values::FieldError;
 use shopstream_infra::event_store::{Direction, ExpectedRevision, Metadata, NewEvent, StreamWrite};
 use uuid::Uuid;
 
+use super::CommandError;
 use super::{Actor, CommandContext, CommandService, Committed};
-use crate::app::CommandError;
 
 /// How long a key is remembered.
 pub const RETENTION: Duration = Duration::hours(24);
@@ -93,16 +93,14 @@ pub(super) async fn lookup<O: DeserializeOwned>(
     let Some(recorded) = last.into_iter().next() else {
         return Ok(Lookup::Fresh(ExpectedRevision::NoStream));
     };
-    let record: Record = serde_json::from_str(recorded.data.get())
-        .map_err(|e| CommandError::Internal(format!("unreadable idempotency record: {e}")))?;
+    let record: Record = serde_json::from_str(recorded.data.get()).map_err(CommandError::Record)?;
     if record.at + RETENTION < ctx.now {
         return Ok(Lookup::Fresh(ExpectedRevision::Exact(recorded.revision)));
     }
     if record.command != command || record.fingerprint != key.fingerprint {
         return Err(CommandError::IdempotencyKeyReused);
     }
-    let output = serde_json::from_value(record.output)
-        .map_err(|e| CommandError::Internal(format!("unreadable recorded response: {e}")))?;
+    let output = serde_json::from_value(record.output).map_err(CommandError::Record)?;
     Ok(Lookup::Replay(Committed {
         output,
         revision: record.revision,
@@ -123,7 +121,7 @@ pub(super) fn record<O: Serialize>(
     let record = Record {
         command: command.to_string(),
         fingerprint: key.fingerprint.clone(),
-        output: serde_json::to_value(output).map_err(|e| CommandError::Internal(e.to_string()))?,
+        output: serde_json::to_value(output).map_err(CommandError::Record)?,
         revision,
         at: ctx.now,
     };
@@ -134,7 +132,7 @@ pub(super) fn record<O: Serialize>(
             event_id: Uuid::now_v7(),
             event_type: RECORD_TYPE.to_string(),
             schema_version: 1,
-            data: serde_json::to_vec(&record).map_err(|e| CommandError::Internal(e.to_string()))?,
+            data: serde_json::to_vec(&record).map_err(CommandError::Record)?,
             metadata: Metadata {
                 correlation_id: Some(ctx.correlation_id.clone()),
                 causation_id: None,

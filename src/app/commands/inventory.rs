@@ -6,8 +6,8 @@ use shopstream_domain::inventory::{Inventory, InventoryCommand};
 use shopstream_domain::values::{Quantity, Sku};
 use shopstream_domain::{Aggregate, DomainError, stream_name};
 
+use super::CommandError;
 use super::{Command, UnitOfWork};
-use crate::app::CommandError;
 
 /// Stock levels of one SKU.
 #[derive(Debug, Clone, Serialize, Deserialize)]

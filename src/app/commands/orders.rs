@@ -9,9 +9,9 @@ use shopstream_domain::process::{self, OrderDecision};
 use shopstream_domain::values::{Carrier, Money, OrderId, PaymentReference, Tracking};
 use shopstream_domain::{Aggregate, stream_name};
 
+use super::CommandError;
+use super::aggregates::{Snapshot, states};
 use super::{Command, UnitOfWork};
-use crate::app::CommandError;
-use crate::app::aggregates::{Snapshot, states};
 use shopstream_domain::values::Sku;
 
 /// An order's state after a command.

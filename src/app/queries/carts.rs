@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-use shopstream_domain::values::Money;
 use shopstream_infra::read_store::RowKey;
-use shopstream_projections::carts::CART_BY_ID;
+use shopstream_projections::carts::{CART_BY_ID, CartView};
 use uuid::Uuid;
 
 use super::{Answer, QueryError, QueryService, decode, doc};
@@ -19,14 +17,8 @@ pub async fn cart(q: &QueryService, id: Uuid) -> Result<Arc<Answer>, QueryError>
             .get(&RowKey::single(CART_BY_ID, id.to_string()))
             .await?
             .ok_or(QueryError::NotFound("cart"))?;
-        let mut cart: Value = decode(doc(&row)?)?;
-        if cart["total"].is_null() {
-            cart["total"] = json!(Money::zero(q.currency));
-        }
-        let owner = cart["customer_id"]
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok());
-        Answer::json::<Value>(&cart, owner)
+        let cart: CartView = decode(doc(&row)?)?;
+        Answer::json(&cart, Some(cart.customer_id.as_uuid()))
     })
     .await
 }

@@ -12,7 +12,9 @@ use shopstream_projections::catalogue::{
 use shopstream_projections::text::tokens;
 use uuid::Uuid;
 
-use super::{Answer, Page, QueryError, QueryService, cursor, decode, doc, page};
+use super::cache::Reader;
+use super::paging::page;
+use super::{Answer, Page, QueryError, QueryService, cursor, decode, doc};
 
 /// The projection every query here reads.
 pub const PROJECTION: &str = "catalogue";
@@ -137,7 +139,7 @@ pub async fn search(
 /// The products `word` names whose ids are after `after` and up to
 /// `through` (clustering order is id order).
 async fn members(
-    r: &mut super::Reader<'_>,
+    r: &mut Reader<'_>,
     word: &str,
     after: Option<&str>,
     through: &str,

@@ -83,7 +83,7 @@ async fn day(q: &QueryService, day: NaiveDate) -> Result<DaySales, QueryError> {
             Answer::json(&sums, None)
         })
         .await?;
-    serde_json::from_slice(&answer.body).map_err(|e| QueryError::Internal(e.to_string()))
+    serde_json::from_slice(&answer.body).map_err(QueryError::Document)
 }
 
 /// `GET /v1/reports/sales?from=&to=` (inclusive days).

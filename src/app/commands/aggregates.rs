@@ -24,6 +24,17 @@ pub struct Snapshot<A> {
     pub position: u64,
 }
 
+impl<A> Snapshot<A> {
+    /// The stream's revision once `events` more are appended to it.
+    pub fn revision_after(&self, events: usize) -> Option<u64> {
+        match (self.revision, events as u64) {
+            (r, 0) => r,
+            (None, n) => Some(n - 1),
+            (Some(r), n) => Some(r + n),
+        }
+    }
+}
+
 impl<A: Aggregate> Snapshot<A> {
     fn empty(stream: String) -> Self {
         Self {

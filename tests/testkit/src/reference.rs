@@ -5,11 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use shopstream_infra::event_store::EventFilter as Types;
 use shopstream_infra::event_store::{EventFilter, EventStore, RecordedEvent};
-use shopstream_infra::read_store::ReadStore;
+use shopstream_infra::read_store::ReadSide;
 use shopstream_projections::catalogue::{INVENTORY_BY_SKU, StockDoc};
 use shopstream_projections::memory::MemoryRows;
-use shopstream_projections::{DOC, Envelope, Json, Projection, Row, RowKey, RowWrite};
+use shopstream_projections::{DOC, Json, Projection, Row, RowKey, RowWrite};
 
 use crate::shop::Shop;
 
@@ -30,27 +31,17 @@ pub async fn history(events: &dyn EventStore) -> Vec<RecordedEvent> {
     }
 }
 
-pub fn envelope(event: &RecordedEvent) -> Envelope<'_> {
-    Envelope {
-        stream: &event.stream,
-        revision: event.revision,
-        position: event.position,
-        event_type: &event.event_type,
-        schema_version: event.schema_version,
-        recorded_at: event.recorded_at,
-        data: event.data.get().as_bytes(),
-    }
-}
+pub use shopstream_infra::runner::envelope;
 
 /// A projection and the event types the runner gives it.
 pub struct Reader {
     pub projection: Arc<dyn Projection>,
-    types: Vec<&'static str>,
+    types: Types,
 }
 
 impl Reader {
     pub fn reads(&self, event: &RecordedEvent) -> bool {
-        self.types.contains(&event.event_type.as_str())
+        self.types.matches(&event.event_type, &event.stream)
     }
 
     /// Applies the event to `rows`; a projection that cannot is a failed test.
@@ -72,7 +63,14 @@ pub fn readers() -> Vec<Reader> {
     shopstream_projections::all()
         .into_iter()
         .map(|projection| Reader {
-            types: projection.event_types(),
+            types: Types {
+                types: projection
+                    .event_types()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                stream_prefix: None,
+            },
             projection,
         })
         .collect()
@@ -83,10 +81,25 @@ pub fn fold(history: &[RecordedEvent]) -> MemoryRows {
     fold_delivering_each(history, 1)
 }
 
+/// The rows only the named projections make of a history.
+pub fn fold_only(history: &[RecordedEvent], names: &[&str]) -> MemoryRows {
+    fold_by(
+        history,
+        1,
+        readers()
+            .into_iter()
+            .filter(|r| names.contains(&r.projection.name()))
+            .collect(),
+    )
+}
+
 /// The read model of a history whose every event is delivered `times`
 /// times in a row.
 pub fn fold_delivering_each(history: &[RecordedEvent], times: usize) -> MemoryRows {
-    let readers = readers();
+    fold_by(history, times, readers())
+}
+
+fn fold_by(history: &[RecordedEvent], times: usize, readers: Vec<Reader>) -> MemoryRows {
     let mut rows = MemoryRows::default();
     for event in history {
         for reader in readers.iter().filter(|r| r.reads(event)) {
@@ -100,8 +113,12 @@ pub fn fold_delivering_each(history: &[RecordedEvent], times: usize) -> MemoryRo
 
 /// The live generation of every registered projection's tables, as the
 /// registry says.
-pub async fn live_generations(rows: &dyn ReadStore) -> BTreeMap<&'static str, u32> {
-    let records = rows.projections().await.expect("registry readable");
+pub async fn live_generations(read: &ReadSide) -> BTreeMap<&'static str, u32> {
+    let records = read
+        .registry
+        .projections()
+        .await
+        .expect("registry readable");
     let mut generations = BTreeMap::new();
     for projection in shopstream_projections::all() {
         let Some(record) = records.iter().find(|r| r.name == projection.name()) else {
@@ -122,7 +139,7 @@ fn generation_of(generations: &BTreeMap<&'static str, u32>, table: &str) -> u32 
 
 /// Every live row of one partition, page by page.
 pub async fn scan_partition(
-    rows: &dyn ReadStore,
+    read: &ReadSide,
     generation: u32,
     table: &str,
     partition: &str,
@@ -131,7 +148,8 @@ pub async fn scan_partition(
     let mut out: Vec<(String, Row)> = Vec::new();
     loop {
         let after = out.last().map(|(clustering, _)| clustering.clone());
-        let page = rows
+        let page = read
+            .rows
             .scan(generation, table, partition, after.as_deref(), PAGE)
             .await
             .unwrap_or_else(|e| panic!("scan of {table}/{partition}: {e}"));
@@ -151,15 +169,16 @@ fn clusterings(rows: &[(String, Row)]) -> Vec<&str> {
 /// reference wrote, read back as stored (tombstones and cell versions
 /// included), and each partition it wrote, scanned in full, so rows the
 /// reference does not have show up too.
-pub async fn differences(rows: &dyn ReadStore, reference: &MemoryRows) -> Vec<String> {
-    let generations = live_generations(rows).await;
+pub async fn differences(read: &ReadSide, reference: &MemoryRows) -> Vec<String> {
+    let generations = live_generations(read).await;
     let mut out = Vec::new();
     let keys: Vec<&RowKey> = reference.rows.keys().collect();
     for chunk in keys.chunk_by(|a, b| a.table == b.table) {
         let generation = generation_of(&generations, &chunk[0].table);
         for part in chunk.chunks(200) {
             let wanted = part.iter().map(|k| (*k).clone()).collect();
-            let stored = rows
+            let stored = read
+                .rows
                 .get_many(generation, wanted)
                 .await
                 .expect("rows readable");
@@ -178,7 +197,7 @@ pub async fn differences(rows: &dyn ReadStore, reference: &MemoryRows) -> Vec<St
         .collect();
     for (table, partition) in partitions {
         let scanned =
-            scan_partition(rows, generation_of(&generations, table), table, partition).await;
+            scan_partition(read, generation_of(&generations, table), table, partition).await;
         let expected: Vec<(String, Row)> = reference
             .partition(table, partition)
             .map(|(k, r)| (k.clustering.clone(), r.clone()))
@@ -204,12 +223,12 @@ fn assert_none(what: &str, differences: Vec<String>) {
 }
 
 /// The store's live generations hold exactly the reference's rows.
-pub async fn assert_matches(rows: &dyn ReadStore, reference: &MemoryRows) {
+pub async fn assert_matches(read: &ReadSide, reference: &MemoryRows) {
     assert!(
         !reference.rows.is_empty(),
         "an empty reference proves nothing"
     );
-    assert_none("the reference", differences(rows, reference).await);
+    assert_none("the reference", differences(read, reference).await);
 }
 
 fn stock_of(doc: Option<&Json>) -> Option<StockDoc> {
@@ -219,8 +238,8 @@ fn stock_of(doc: Option<&Json>) -> Option<StockDoc> {
 /// Stock levels in `inventory_by_sku` against the inventory aggregates
 /// themselves: an event skipped or
 /// counted twice shows here, whatever the projection's own logic.
-pub async fn assert_stock_matches_domain(rows: &dyn ReadStore, shop: &Shop) {
-    let generation = generation_of(&live_generations(rows).await, INVENTORY_BY_SKU);
+pub async fn assert_stock_matches_domain(read: &ReadSide, shop: &Shop) {
+    let generation = generation_of(&live_generations(read).await, INVENTORY_BY_SKU);
     let levels = shop.stock_levels();
     assert!(!levels.is_empty(), "the shop holds stock");
     let mut out = Vec::new();
@@ -233,7 +252,7 @@ pub async fn assert_stock_matches_domain(rows: &dyn ReadStore, shop: &Shop) {
     };
     for (sku, expected) in &levels {
         let key = RowKey::single(INVENTORY_BY_SKU, sku.as_str());
-        let row = rows.get(generation, &key).await.expect("row readable");
+        let row = read.rows.get(generation, &key).await.expect("row readable");
         compare(
             key,
             stock_of(row.as_ref().and_then(|r| r.cell(DOC))),

@@ -397,6 +397,7 @@ impl Shop {
         let create = CartCommand::Create {
             cart_id,
             customer_id: customer,
+            currency: Currency::EUR,
             at: self.tick(),
         };
         self.on_cart(cart_id, create).await;

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use shopstream_infra::Durability;
 use shopstream_infra::event_store::{EventStore, SqliteEventStore, SqliteEventStoreOptions};
-use shopstream_infra::read_store::{ReadStore, SqliteReadStore};
+use shopstream_infra::read_store::{ReadSide, SqliteReadStore};
 use shopstream_infra::runner::{ProjectionRunner, RunnerObserver};
 use shopstream_projections::memory::MemoryRows;
 use shopstream_projections::{Projection, RowKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::reference;
 
@@ -114,6 +115,8 @@ impl RunnerObserver for Progress {
         });
     }
 
+    fn changed(&self, _projection: &str, _generation: u32, _changed: &[RowKey]) {}
+
     fn switched(&self, projection: &str, generation: u32, checkpoint: u64) {
         self.seen.send_modify(|s| {
             let before = s.at.get(projection).map(|(g, _)| *g);
@@ -194,13 +197,19 @@ impl<T: Send + 'static> UntilStopped<T> {
 }
 
 /// An event store and a read store in a fresh directory.
-pub struct ReadSide {
+pub struct Stores {
     pub events: Arc<dyn EventStore>,
-    pub rows: Arc<dyn ReadStore>,
+    pub read: ReadSide,
     _dir: tempfile::TempDir,
 }
 
-impl ReadSide {
+impl Default for Stores {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stores {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = SqliteEventStoreOptions {
@@ -213,7 +222,7 @@ impl ReadSide {
         let rows = SqliteReadStore::open(dir.path().join("read.sqlite")).expect("read store opens");
         Self {
             events: Arc::new(events),
-            rows: Arc::new(rows),
+            read: ReadSide::of(rows),
             _dir: dir,
         }
     }
@@ -223,7 +232,7 @@ impl ReadSide {
         projection: Arc<dyn Projection>,
         observer: Arc<dyn RunnerObserver>,
     ) -> ProjectionRunner {
-        ProjectionRunner::new(projection, self.events.clone(), self.rows.clone(), observer)
+        ProjectionRunner::new(projection, self.events.clone(), self.read.clone(), observer)
     }
 
     /// A runner for every projection, supervising it as `serve` does.
@@ -231,7 +240,12 @@ impl ReadSide {
         let progress = Progress::new();
         let tasks = shopstream_projections::all()
             .into_iter()
-            .map(|p| tokio::spawn(self.runner(p, progress.clone()).run()))
+            .map(|p| {
+                tokio::spawn(
+                    self.runner(p, progress.clone())
+                        .run(CancellationToken::new()),
+                )
+            })
             .collect();
         LiveRunners { tasks, progress }
     }
@@ -248,6 +262,6 @@ impl ReadSide {
     /// The live generations hold exactly what the history gives.
     pub async fn assert_matches_reference(&self) {
         let expected = self.reference().await;
-        reference::assert_matches(self.rows.as_ref(), &expected).await;
+        reference::assert_matches(&self.read, &expected).await;
     }
 }

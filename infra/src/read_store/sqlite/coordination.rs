@@ -1,0 +1,124 @@
+//! Leases (`leases`: holder, expiry, a position kept under the lease) and
+//! dead letters (`dead_letters`, one per projection and event).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteReadStore, sql_err};
+use crate::read_store::{Coordination, DeadLetter, ReadStoreError};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[async_trait]
+impl Coordination for SqliteReadStore {
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, ReadStoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |conn| {
+            let now = now_ms();
+            let until = now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+            conn.execute(
+                "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms \
+                 WHERE leases.holder = excluded.holder OR leases.expires_ms < ?4",
+                params![name, holder, until, now],
+            )
+            .map_err(sql_err)?;
+            let current: String = conn
+                .query_row("SELECT holder FROM leases WHERE name = ?1", [&name], |r| r.get(0))
+                .map_err(sql_err)?;
+            Ok(current == holder)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), ReadStoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease_position(&self, name: &str) -> Result<u64, ReadStoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT position FROM leases WHERE name = ?1",
+                [&name],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|p| p.unwrap_or(0) as u64)
+            .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn advance_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        position: u64,
+    ) -> Result<bool, ReadStoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.write(move |conn| {
+            let moved = conn
+                .execute(
+                    "UPDATE leases SET position = MAX(position, ?1) WHERE name = ?2 AND holder = ?3",
+                    params![position.min(i64::MAX as u64) as i64, name, holder],
+                )
+                .map_err(sql_err)?;
+            Ok(moved == 1)
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, letter: DeadLetter) -> Result<(), ReadStoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO dead_letters (projection, position, event_id, event_type, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    letter.projection,
+                    letter.position.min(i64::MAX as u64) as i64,
+                    letter.event_id,
+                    letter.event_type,
+                    letter.error
+                ],
+            )
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<(String, u64)>, ReadStoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT projection, COUNT(*) FROM dead_letters GROUP BY projection ORDER BY projection",
+            )
+            .map_err(sql_err)?
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(sql_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err)
+        })
+        .await
+    }
+}

@@ -1,0 +1,263 @@
+//! The command service: runs a command to completion (decided, appended
+//! and durable, or refused), resolving conflicts with other writers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use shopstream_domain::DomainError;
+use shopstream_infra::event_store::AppendError;
+
+use super::aggregates::AggregateCache;
+use super::idempotency;
+use super::{Command, CommandContext, CommandError, Committed, UnitOfWork};
+
+/// How hard the service tries before answering 409 `conflict`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// The largest random pause between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 24,
+            max_backoff: Duration::from_millis(20),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct CommandService {
+    aggregates: AggregateCache,
+    retry: RetryPolicy,
+    outcomes: Option<prometheus::IntCounterVec>,
+    retries: Option<prometheus::IntCounterVec>,
+    /// Per-stream locks taken by commands that already lost a race on that
+    /// stream, so contenders in this process queue up instead of colliding.
+    hot: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl CommandService {
+    pub fn new(aggregates: AggregateCache, retry: RetryPolicy) -> Self {
+        Self {
+            aggregates,
+            retry,
+            outcomes: None,
+            retries: None,
+            hot: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// Takes the locks of every contended stream, in name order (so two
+    /// commands never wait on each other's locks).
+    async fn queue_behind(
+        &self,
+        contended: &BTreeSet<String>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut guards = Vec::with_capacity(contended.len());
+        for stream in contended {
+            let lock = self
+                .hot
+                .get_with(stream.clone(), || Arc::new(tokio::sync::Mutex::new(())));
+            guards.push(lock.lock_owned().await);
+        }
+        guards
+    }
+
+    /// Counts every command by name and outcome, and every attempt made
+    /// again after a lost race by command name.
+    pub fn with_metrics(
+        mut self,
+        outcomes: prometheus::IntCounterVec,
+        retries: prometheus::IntCounterVec,
+    ) -> Self {
+        self.outcomes = Some(outcomes);
+        self.retries = Some(retries);
+        self
+    }
+
+    pub fn aggregates(&self) -> &AggregateCache {
+        &self.aggregates
+    }
+
+    /// Runs a command to completion: decided, appended and durable, or
+    /// refused.
+    #[tracing::instrument(
+        name = "command",
+        skip_all,
+        fields(command = C::NAME, stream = %command.target(), correlation_id = %ctx.correlation_id)
+    )]
+    pub async fn execute<C: Command>(
+        &self,
+        ctx: &CommandContext,
+        command: &C,
+    ) -> Result<Committed<C::Output>, CommandError> {
+        let result = self.run(ctx, command).await;
+        let outcome = match &result {
+            Ok(c) if c.replayed => "replayed",
+            Ok(_) => "done",
+            Err(CommandError::Domain(_)) => "refused",
+            Err(CommandError::Forbidden) => "forbidden",
+            Err(CommandError::PreconditionFailed) => "precondition_failed",
+            Err(CommandError::Contention) => "contention",
+            Err(CommandError::IdempotencyKeyReused) => "key_reused",
+            Err(_) => "failed",
+        };
+        if let Some(outcomes) = &self.outcomes {
+            outcomes.with_label_values(&[C::NAME, outcome]).inc();
+        }
+        if let Err(e) = &result {
+            tracing::debug!(outcome, error = %e, "command not carried out");
+        }
+        result
+    }
+
+    async fn run<C: Command>(
+        &self,
+        ctx: &CommandContext,
+        command: &C,
+    ) -> Result<Committed<C::Output>, CommandError> {
+        let target = command.target();
+        let mut idempotency = match &ctx.idempotency {
+            Some(key) => match idempotency::lookup::<C::Output>(self, ctx, key, C::NAME).await? {
+                idempotency::Lookup::Replay(committed) => return Ok(committed),
+                idempotency::Lookup::Fresh(expected) => Some((key, expected)),
+            },
+            None => None,
+        };
+
+        // Streams this command lost a race on: read fresh from now on and,
+        // within this process, written one contender at a time.
+        let mut contended = BTreeSet::new();
+        for attempt in 0..self.retry.max_attempts {
+            if attempt > 0 {
+                if let Some(retries) = &self.retries {
+                    retries.with_label_values(&[C::NAME]).inc();
+                }
+                self.pause(attempt).await;
+            }
+            let _queued = self.queue_behind(&contended).await;
+            let mut uow = UnitOfWork::new(self, ctx, &target, &contended);
+            let decided = command.decide(&mut uow).await;
+            // What the command answers once its events are durable: its
+            // output, or a refusal that its staged events record.
+            let outcome: Result<C::Output, DomainError> = match decided {
+                Ok(output) => Ok(output),
+                Err(CommandError::Stale) => continue,
+                Err(CommandError::Domain(refusal)) if uow.refuses_after_commit() => Err(refusal),
+                Err(CommandError::Domain(refusal)) => match uow.ensure_fresh().await {
+                    Ok(()) => {
+                        // A twin of this request may have succeeded while we
+                        // decided: its answer is ours.
+                        if let Some(committed) = self.recorded(ctx, C::NAME).await? {
+                            return Ok(committed);
+                        }
+                        return Err(CommandError::Domain(refusal));
+                    }
+                    Err(CommandError::Stale) => continue,
+                    Err(other) => return Err(other),
+                },
+                Err(other) => return Err(other),
+            };
+            if uow.writes.iter().all(|w| w.events.is_empty()) {
+                // Nothing to write: answer only if nothing moved meanwhile.
+                match uow.ensure_fresh().await {
+                    Ok(()) => {}
+                    Err(CommandError::Stale) => continue,
+                    Err(other) => return Err(other),
+                }
+                // No append will check If-Match, so check it here, on
+                // state just proven current.
+                if let Some(expected) = ctx.if_match
+                    && uow.target_revision() != Some(expected)
+                {
+                    return Err(CommandError::PreconditionFailed);
+                }
+                if let Some(committed) = self.recorded(ctx, C::NAME).await? {
+                    return Ok(committed);
+                }
+                return Ok(Committed {
+                    revision: uow.target_revision(),
+                    position: uow.position(),
+                    output: outcome?,
+                    replayed: false,
+                });
+            }
+            if let (Some((key, expected)), Ok(output)) = (&idempotency, &outcome) {
+                uow.writes.push(idempotency::record(
+                    key,
+                    *expected,
+                    C::NAME,
+                    output,
+                    uow.target_revision_after(),
+                    ctx,
+                )?);
+            }
+            let lost_on = match uow.commit().await {
+                Ok(position) => {
+                    return Ok(Committed {
+                        revision: uow.target_revision_after(),
+                        position,
+                        output: outcome?,
+                        replayed: false,
+                    });
+                }
+                Err(AppendError::Conflict { stream, .. }) => stream,
+                Err(e @ AppendError::Invalid(_)) => return Err(CommandError::Append(e)),
+                Err(AppendError::Store(e)) => return Err(e.into()),
+            };
+            drop(uow);
+            if ctx.if_match.is_some() && lost_on == target {
+                return Err(CommandError::PreconditionFailed);
+            }
+            if let Some((key, expected)) = &mut idempotency {
+                // The same request sent twice at once may have won the race,
+                // whichever stream the conflict names.
+                match idempotency::lookup::<C::Output>(self, ctx, key, C::NAME).await? {
+                    idempotency::Lookup::Replay(committed) => return Ok(committed),
+                    idempotency::Lookup::Fresh(now) => *expected = now,
+                }
+            }
+            tracing::debug!(stream = %lost_on, attempt, "append conflicted; deciding again");
+            contended.insert(lost_on);
+        }
+        Err(CommandError::Contention)
+    }
+
+    /// The recorded answer to this request's idempotency key, if a twin of
+    /// the request has committed one.
+    async fn recorded<O: DeserializeOwned>(
+        &self,
+        ctx: &CommandContext,
+        command: &str,
+    ) -> Result<Option<Committed<O>>, CommandError> {
+        let Some(key) = &ctx.idempotency else {
+            return Ok(None);
+        };
+        Ok(
+            match idempotency::lookup::<O>(self, ctx, key, command).await? {
+                idempotency::Lookup::Replay(committed) => Some(committed),
+                idempotency::Lookup::Fresh(_) => None,
+            },
+        )
+    }
+
+    /// A random pause before another attempt: only from the third on, as
+    /// the second runs behind the contended streams' locks already.
+    async fn pause(&self, attempt: u32) {
+        if attempt <= 2 {
+            return;
+        }
+        let cap = self.retry.max_backoff.as_micros() as u64;
+        let window = (1000u64 << attempt.min(10)).min(cap).max(1);
+        let micros = rand::random_range(0..window);
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+    }
+}

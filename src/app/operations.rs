@@ -1,0 +1,284 @@
+//! What operators do to projections, once for the admin API and the CLI:
+//! status with lag, rebuilds, pause and resume. A server running on the
+//! same stores notices what the CLI does (its runner is superseded by a
+//! rebuild's switch, and it re-reads the registry).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use shopstream_infra::event_store::{EventFilter, EventStore, RecordedEvent, StoreError};
+use shopstream_infra::read_store::{ReadSide, ReadStoreError, RowKey};
+use shopstream_infra::runner::{
+    BuildProgress, ProjectionRunner, RunnerError, RunnerObserver, rebuild_together,
+};
+use shopstream_projections::Projection;
+
+use super::stores::Stores;
+
+/// Lag is counted in events up to this many; beyond, it reads this many.
+pub const LAG_COUNT_CAP: u64 = 1_000_000;
+
+/// A projection's state, as `projections list` and the admin API show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectionView {
+    pub name: String,
+    pub version: u32,
+    /// `live`, `rebuilding`, `paused` or `failed`.
+    pub status: &'static str,
+    pub checkpoint: u64,
+    /// Events of `$all` after the checkpoint (counted up to
+    /// [`LAG_COUNT_CAP`]).
+    pub lag_events: u64,
+    /// How long the oldest event not yet applied has waited.
+    pub lag_ms: u64,
+    pub generation: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<RebuildView>,
+    /// Events set aside because the projection could not apply them.
+    pub dead_letters: u64,
+    /// With a partitioned feed (Kafka): how far each partition is applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionView {
+    pub partition: i32,
+    pub position: u64,
+    pub lag_events: u64,
+    pub lag_ms: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildView {
+    pub version: u32,
+    pub checkpoint: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error("no projection named {name}; try: {}", known.join(", "))]
+    UnknownProjection { name: String, known: Vec<String> },
+    #[error(transparent)]
+    Events(#[from] StoreError),
+    #[error(transparent)]
+    Rows(#[from] ReadStoreError),
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+}
+
+/// Operators' work on the stores.
+pub struct Operations {
+    events: Arc<dyn EventStore>,
+    read: ReadSide,
+    projections: Vec<Arc<dyn Projection>>,
+    /// Who hears what rebuilds do: the query service in a server, a log
+    /// in the CLI.
+    observer: Arc<dyn RunnerObserver>,
+    /// The runtime rebuilds started in the background run on (not an HTTP
+    /// worker's: it serves requests).
+    background: tokio::runtime::Handle,
+}
+
+impl Operations {
+    /// Must be called on the runtime background rebuilds are to run on.
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        read: ReadSide,
+        projections: Vec<Arc<dyn Projection>>,
+        observer: Arc<dyn RunnerObserver>,
+    ) -> Self {
+        Self {
+            events,
+            read,
+            projections,
+            observer,
+            background: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Operations on the stores alone, for a process that serves no
+    /// queries (the CLI): rebuilds are reported in the log.
+    pub fn on_stores(stores: Stores) -> Self {
+        Self::new(
+            stores.events,
+            stores.read,
+            shopstream_projections::all(),
+            Arc::new(Logged),
+        )
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.projections
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect()
+    }
+
+    fn projection(&self, name: &str) -> Result<Arc<dyn Projection>, OperationError> {
+        self.projections
+            .iter()
+            .find(|p| p.name() == name)
+            .cloned()
+            .ok_or_else(|| OperationError::UnknownProjection {
+                name: name.to_string(),
+                known: self.names(),
+            })
+    }
+
+    fn runner(&self, projection: Arc<dyn Projection>) -> Arc<ProjectionRunner> {
+        Arc::new(ProjectionRunner::new(
+            projection,
+            self.events.clone(),
+            self.read.clone(),
+            self.observer.clone(),
+        ))
+    }
+
+    /// How far `$all` is after `position`: events (up to the cap), and how
+    /// long the first of them has waited.
+    async fn lag(&self, position: u64) -> Result<(u64, u64), OperationError> {
+        let events = self.events.count_after(position, LAG_COUNT_CAP).await?;
+        if events == 0 {
+            return Ok((0, 0));
+        }
+        let next = self
+            .events
+            .read_all(position, &EventFilter::default(), 1)
+            .await?;
+        let waited = next.events.first().map_or(0, |e| {
+            (Utc::now() - e.recorded_at).num_milliseconds().max(0) as u64
+        });
+        Ok((events, waited))
+    }
+
+    /// Every projection with its status and lag. `known` gives checkpoints
+    /// this process has heard of that the registry may not hold yet.
+    pub async fn projections(
+        &self,
+        known: impl Fn(&str) -> u64,
+    ) -> Result<Vec<ProjectionView>, OperationError> {
+        let dead_letters = self.read.coordination.dead_letters().await?;
+        let mut views = Vec::new();
+        for r in self.read.registry.projections().await? {
+            let status = if r.failure.is_some() {
+                "failed"
+            } else if r.build.is_some() {
+                "rebuilding"
+            } else if r.paused {
+                "paused"
+            } else {
+                "live"
+            };
+            let checkpoint = r.checkpoint.max(known(&r.name));
+            let mut partitions = Vec::new();
+            for p in self.read.registry.partitions(&r.name).await? {
+                let (lag_events, lag_ms) = self.lag(p.position).await?;
+                partitions.push(PartitionView {
+                    partition: p.partition,
+                    position: p.position,
+                    lag_events,
+                    lag_ms,
+                });
+            }
+            let (lag_events, lag_ms) = self.lag(checkpoint).await?;
+            views.push(ProjectionView {
+                dead_letters: dead_letters
+                    .iter()
+                    .find(|(name, _)| *name == r.name)
+                    .map_or(0, |(_, n)| *n),
+                name: r.name,
+                version: r.version,
+                status,
+                checkpoint,
+                lag_events,
+                lag_ms,
+                generation: r.generation,
+                failure: r.failure,
+                rebuild: r.build.map(|b| RebuildView {
+                    version: b.version,
+                    checkpoint: b.checkpoint,
+                }),
+                partitions,
+            });
+        }
+        Ok(views)
+    }
+
+    /// The position of the last event, where a rebuild will have to reach.
+    pub async fn head_position(&self) -> Result<u64, OperationError> {
+        Ok(self.events.head_position().await?)
+    }
+
+    /// Rebuilds projections from one read of the event store, their work
+    /// side by side; each replaces its live generation once caught up.
+    /// Returns the generation each made live.
+    pub async fn rebuild(
+        &self,
+        names: &[String],
+        progress: &mut dyn BuildProgress,
+    ) -> Result<Vec<u32>, OperationError> {
+        let runners = names
+            .iter()
+            .map(|n| self.projection(n).map(|p| self.runner(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rebuild_together(runners, progress).await?)
+    }
+
+    /// Starts rebuilding one projection in the background; the live
+    /// generation serves until the rebuilt one replaces it.
+    pub fn start_rebuild(&self, name: &str) -> Result<(), OperationError> {
+        let runner = self.runner(self.projection(name)?);
+        let name = name.to_string();
+        self.background.spawn(async move {
+            match runner.rebuild(&mut |_, _, _| {}).await {
+                Ok(generation) => tracing::info!(projection = name, generation, "rebuild done"),
+                Err(e) => tracing::warn!(
+                    projection = name,
+                    error = %shopstream_infra::error::Report(&e),
+                    "rebuild ended early"
+                ),
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops applying events to a projection (reads keep being served).
+    pub async fn pause(&self, name: &str) -> Result<(), OperationError> {
+        self.projection(name)?;
+        self.read.registry.set_paused(name, true).await?;
+        Ok(())
+    }
+
+    /// Resumes a paused projection, and retries a failed one.
+    pub async fn resume(&self, name: &str) -> Result<(), OperationError> {
+        self.projection(name)?;
+        self.read.registry.set_paused(name, false).await?;
+        self.read.registry.set_failure(name, None).await?;
+        Ok(())
+    }
+}
+
+/// A process without a query cache reports what rebuilds do in its log.
+struct Logged;
+
+impl RunnerObserver for Logged {
+    fn applied(&self, _: &str, _: u32, _: u64, _: &[RowKey], _: &[Duration]) {}
+
+    fn changed(&self, _: &str, _: u32, _: &[RowKey]) {}
+
+    fn switched(&self, projection: &str, generation: u32, checkpoint: u64) {
+        tracing::info!(
+            projection,
+            generation,
+            checkpoint,
+            "rebuilt projection is live"
+        );
+    }
+
+    /// The runner has logged it.
+    fn dead_lettered(&self, _: &str, _: &RecordedEvent, _: &str) {}
+}

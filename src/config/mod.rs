@@ -105,6 +105,10 @@ pub enum LogFormat {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A source could not be read, or a value has the wrong type.
+    #[error(transparent)]
+    Load(#[from] Box<figment::Error>),
+    /// The values read do not go together.
     #[error("configuration: {0}")]
     Invalid(String),
 }
@@ -135,7 +139,7 @@ impl Settings {
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let settings: Settings = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
         settings.validate()?;
         Ok(settings)
     }

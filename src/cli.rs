@@ -1,11 +1,16 @@
 //! The `shopstream` command line.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use shopstream_infra::event_store::{
+    EventStore, KurrentDbEventStore, KurrentDbOptions, SqliteEventStore, SqliteEventStoreOptions,
+};
 
+use crate::app::copy;
 use crate::app::open_stores;
 use crate::app::operations::Operations;
 use crate::config::Settings;
@@ -42,6 +47,26 @@ enum Command {
     /// SHOPSTREAM_DATA_DIR, whether or not a server is running on them.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// The event history itself.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Copies every event of the configured event store into another one,
+    /// keeping streams, revisions, ids, types, metadata and order (not
+    /// recorded times: a store stamps its own), with a progress bar.
+    /// Resumable: run it again after a stop and it goes on.
+    Copy {
+        /// `kurrentdb://user:password@host:2113?tls=false`, or a directory
+        /// for an embedded store (`sqlite:DIR` or just `DIR`).
+        #[arg(long)]
+        to: String,
+        /// With a KurrentDB target: a prefix for every stream name there.
+        #[arg(long, default_value = "")]
+        namespace: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,6 +99,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve().await,
             Command::Projections(command) => projections(command).await,
+            Command::Events(EventsCommand::Copy { to, namespace }) => {
+                copy_events(&to, &namespace).await
+            }
             Command::Relay => {
                 let settings = Settings::load()?;
                 telemetry::init(&settings.log);
@@ -166,6 +194,58 @@ async fn rebuild(ops: &Operations, names: &[String]) -> anyhow::Result<()> {
         "rebuilt {} in {:.1}s from {events} events",
         names.join(", "),
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The event store a `--to` names.
+fn target_store(to: &str, namespace: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    if to.starts_with("kurrentdb") || to.starts_with("esdb") || to.starts_with("kdb") {
+        return Ok(Arc::new(
+            KurrentDbEventStore::connect(&KurrentDbOptions {
+                url: to.to_string(),
+                namespace: namespace.to_string(),
+            })
+            .context("the target's connection string")?,
+        ));
+    }
+    let dir = to.strip_prefix("sqlite:").unwrap_or(to);
+    Ok(Arc::new(
+        SqliteEventStore::open(
+            std::path::Path::new(dir).join("events.sqlite"),
+            SqliteEventStoreOptions::default(),
+        )
+        .with_context(|| format!("opening the embedded event store in {dir}"))?,
+    ))
+}
+
+async fn copy_events(to: &str, namespace: &str) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    telemetry::init(&settings.log);
+    let source = open_stores(&settings).await?.events;
+    let target = target_store(to, namespace)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>8} [{bar:40}] {pos}/{len} events, {per_sec}, eta {eta}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix("copying");
+    let started = std::time::Instant::now();
+    let copied = copy::copy_events(source.as_ref(), target.as_ref(), &mut |c: copy::Copied| {
+        bar.set_length(c.total);
+        bar.set_position(c.events);
+        std::ops::ControlFlow::Continue(())
+    })
+    .await?;
+    bar.finish();
+    println!(
+        "copied {} events in {:.1}s ({} were there already)",
+        copied.events - copied.resumed_after.min(copied.events),
+        started.elapsed().as_secs_f64(),
+        copied.resumed_after
     );
     Ok(())
 }

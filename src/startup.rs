@@ -11,14 +11,28 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpServer, web};
 use anyhow::Context;
+use shopstream_infra::event_store::StoreError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::api::extract::BodyLimit;
-use crate::app::App;
+use crate::app::auth::AuthError;
+use crate::app::{App, CommandError};
 use crate::config::{FeedKind, Settings};
 use crate::telemetry;
+
+/// Whether an error says the event store cannot be reached (yet).
+fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<AuthError>(),
+            Some(AuthError::Command(CommandError::Store(
+                StoreError::Unavailable(_)
+            )))
+        )
+    })
+}
 
 pub struct Application {
     port: u16,
@@ -34,9 +48,39 @@ impl Application {
     /// runners, or the invalidation listener of a scaled-out node) and
     /// binds. Everything stops when `stop` is cancelled.
     pub async fn build(settings: Settings, stop: CancellationToken) -> anyhow::Result<Self> {
-        let app = App::open(&settings).await?;
-        app.bootstrap_admin(&settings).await?;
-        let mut tasks: Vec<JoinHandle<()>> = match settings.feed {
+        let app = web::Data::new(App::open(&settings).await?);
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        if let Err(e) = app.bootstrap_admin(&settings).await {
+            if !unavailable(&e) {
+                return Err(e);
+            }
+            // The event store is not up yet: the service starts (queries are
+            // served; commands answer 503) and makes the admin once it is.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "waiting for the event store to create the first admin"
+            );
+            let (app, settings, stop) = (app.clone(), settings.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    match app.bootstrap_admin(&settings).await {
+                        Ok(()) => return tracing::info!("the first admin is ready"),
+                        Err(e) if unavailable(&e) => continue,
+                        Err(e) => {
+                            return tracing::error!(
+                                error = format!("{e:#}"),
+                                "the first admin could not be created"
+                            );
+                        }
+                    }
+                }
+            }));
+        }
+        tasks.extend(match settings.feed {
             // The embedded default: projections run in this process, fed by
             // the event store's own subscription.
             FeedKind::Embedded => shopstream_projections::all()
@@ -65,7 +109,7 @@ impl Application {
                     }
                 })]
             }
-        };
+        });
         // Rebuilds by the CLI in another process switch generations in the
         // registry; look at it now and then.
         let (queries, refresh_stop) = (app.queries.clone(), stop.clone());
@@ -88,7 +132,6 @@ impl Application {
         let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(app.metrics.clone());
-        let app = web::Data::new(app);
         let limit = BodyLimit(settings.http.max_body_bytes);
         let mut server = HttpServer::new(move || {
             actix_web::App::new()

@@ -192,7 +192,7 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Corrupt(_) => ApiError::internal(e),
+            StoreError::Corrupt(_) | StoreError::Unsupported(_) => ApiError::internal(e),
             StoreError::Unavailable(_) | StoreError::Closed => ApiError::unavailable(e),
         }
     }

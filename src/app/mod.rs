@@ -11,11 +11,13 @@
 //! - [`operations`]: what operators do to projections (status and lag,
 //!   rebuilds, pause and resume), for the admin API and the CLI alike.
 //! - [`auth`]: passwords, logging in, tokens, the first admin.
+//! - [`copy`]: a shop's history copied into another event store.
 //! - [`redaction`]: what of an event may leave the system.
 //! - [`stores`]: the stores the settings name, opened.
 
 pub mod auth;
 pub mod commands;
+pub mod copy;
 pub mod operations;
 pub mod queries;
 pub mod redaction;

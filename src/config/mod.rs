@@ -23,6 +23,9 @@ pub struct Settings {
     pub currency: String,
     pub durability: Durability,
     pub event_store: EventStoreKind,
+    /// With `event_store = "kurrentdb"`: the server's connection string.
+    pub kurrentdb_url: SecretString,
+    pub kurrentdb: KurrentDbSettings,
     pub feed: FeedKind,
     pub kafka_brokers: String,
     pub kafka_topic_prefix: String,
@@ -46,6 +49,15 @@ pub struct Settings {
 #[serde(rename_all = "lowercase")]
 pub enum EventStoreKind {
     Sqlite,
+    Kurrentdb,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KurrentDbSettings {
+    /// A prefix on every stream name, so several deployments (or test
+    /// runs) share one server without meeting.
+    #[serde(default)]
+    pub namespace: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -46,24 +46,35 @@ pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>) -> TestApp {
     launch(dir, settings).await
 }
 
+/// An application whose first admin may not exist yet (its event store is
+/// unreachable): no admin token is taken.
+pub async fn spawn_app_without_admin(overrides: &[(&str, Value)]) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let settings = settings_with(dir.path(), overrides);
+    start(dir, settings).await
+}
+
 async fn launch(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
+    let mut app = start(dir, settings).await;
+    app.admin = app.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    app
+}
+
+async fn start(dir: Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
     let stop = CancellationToken::new();
     let application = Application::build(settings, stop.clone())
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = tokio::spawn(application.run_until_stopped());
-    let client = reqwest::Client::new();
-    let mut app = TestApp {
+    TestApp {
         address,
-        client,
+        client: reqwest::Client::new(),
         dir,
         admin: String::new(),
         stop,
         server,
-    };
-    app.admin = app.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    app
+    }
 }
 
 pub fn settings(dir: &Path) -> Settings {
@@ -81,6 +92,25 @@ pub fn settings_with(dir: &Path, overrides: &[(&str, Value)]) -> Settings {
         // Cheaper hashing keeps tests quick; the algorithm is the same.
         .merge(Serialized::default("passwords.memory_kib", 1024))
         .merge(Serialized::default("passwords.iterations", 1));
+    // With a KurrentDB server to test against, the suite runs on it, each
+    // data directory (an application and its restarts) in a namespace of
+    // its own.
+    if let Some(url) = std::env::var("SHOPSTREAM_TEST_KURRENTDB")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        figment = figment
+            .merge(Serialized::default("event_store", "kurrentdb"))
+            .merge(Serialized::default("kurrentdb_url", url))
+            .merge(Serialized::default(
+                "kurrentdb.namespace",
+                format!(
+                    "api{}.",
+                    dir.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                ),
+            ));
+    }
     for (key, value) in overrides {
         figment = figment.merge(Serialized::default(key, value));
     }

@@ -14,3 +14,4 @@ mod queries;
 mod reports;
 mod restart;
 mod semantics;
+mod unavailable;

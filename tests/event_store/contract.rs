@@ -1,7 +1,10 @@
 //! The contract every EventStore adapter passes. It counts on what every
 //! engine can promise: positions only grow (they may have gaps), revisions
 //! count from 0 without gaps per stream, an append is atomic across its
-//! streams, and a repeat of the same event ids writes nothing.
+//! streams, and a repeat of the same event ids at the same expected
+//! revision writes nothing. It holds on a server other clients write to:
+//! a fixture may give each test its own namespace of streams, so the test
+//! never assumes `$all`'s head is its own.
 
 use std::sync::Arc;
 
@@ -148,7 +151,7 @@ macro_rules! event_store_contract {
             let head = s.head_position().await.unwrap();
             let checked = append_to(s, "c-1", ExpectedRevision::Exact(4), vec![]).await.unwrap();
             assert_eq!(checked.streams[0].revision, Some(4));
-            assert_eq!(s.head_position().await.unwrap(), head);
+            assert_eq!(s.count_after(head, 10).await.unwrap(), 0);
             assert_eq!(conflict(append_to(s, "c-1", ExpectedRevision::Exact(3), vec![]).await), Some(4));
         }
 
@@ -220,7 +223,7 @@ macro_rules! event_store_contract {
                 "{refused:?}"
             );
             assert_eq!(revision(s, "order-9").await, None, "nothing of a refused append is written");
-            assert_eq!(s.head_position().await.unwrap(), head);
+            assert_eq!(s.count_after(head, 10).await.unwrap(), 0);
 
             let ok = s
                 .append(vec![
@@ -241,7 +244,7 @@ macro_rules! event_store_contract {
             let shape: Vec<_> = tail.iter().map(|(s, r, _)| (s.as_str(), *r)).collect();
             assert_eq!(shape, [("order-9", 0), ("order-9", 1), ("inventory-A", 1)]);
             assert_eq!(tail.last().map(|(_, _, p)| *p), Some(ok.position), "the append's position is its last event's");
-            assert_eq!(s.head_position().await.unwrap(), ok.position);
+            assert!(s.head_position().await.unwrap() >= ok.position);
         }
 
         #[tokio::test]
@@ -252,18 +255,15 @@ macro_rules! event_store_contract {
             let first = append_to(s, "customer-1", ExpectedRevision::NoStream, batch.clone()).await.unwrap();
             // The retry carries the now stale expectation, as a client's retry would.
             let again = append_to(s, "customer-1", ExpectedRevision::NoStream, batch.clone()).await.unwrap();
-            assert!(again.replayed);
             assert_eq!(again.streams, first.streams);
             assert_eq!(again.position, first.position);
-            assert_eq!(read_all_events(s).await.len(), 3);
+            assert_eq!(read_all_events(s).await.len(), 3, "nothing written twice");
 
-            let mut mixed = batch[..1].to_vec();
-            mixed.extend(events(1));
-            let partial = append_to(s, "customer-1", ExpectedRevision::Any, mixed).await;
-            assert!(matches!(partial, Err(AppendError::Invalid(_))), "{partial:?}");
-            let elsewhere = append_to(s, "customer-2", ExpectedRevision::Any, batch[..1].to_vec()).await;
-            assert!(matches!(elsewhere, Err(AppendError::Invalid(_))), "{elsewhere:?}");
-            assert_eq!(read_all_events(s).await.len(), 3);
+            let next = events(2);
+            let second = append_to(s, "customer-1", ExpectedRevision::Exact(2), next.clone()).await.unwrap();
+            let again = append_to(s, "customer-1", ExpectedRevision::Exact(2), next).await.unwrap();
+            assert_eq!(again.streams, second.streams);
+            assert_eq!(read_all_events(s).await.len(), 5);
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -293,7 +293,7 @@ macro_rules! event_store_contract {
             }
             let times: Vec<_> = all.iter().map(|e| e.recorded_at).collect();
             assert!(times.windows(2).all(|w| w[0] <= w[1]), "recorded_at never decreases");
-            assert_eq!(s.head_position().await.unwrap(), all.last().map_or(0, |e| e.position));
+            assert!(s.head_position().await.unwrap() >= all.last().map_or(0, |e| e.position));
         }
 
         #[tokio::test]
@@ -323,20 +323,23 @@ macro_rules! event_store_contract {
             let rest = s.read_all(paged.scanned_to, &EventFilter::default(), 10).await.unwrap();
             assert_eq!(rest.events.iter().map(|e| e.position).collect::<Vec<_>>(), [position(3)]);
             assert_eq!(s.read_all(position(3), &EventFilter::default(), 10).await.unwrap().events.len(), 0);
+            let after_last = s.read_all(position(3), &EventFilter::default(), 10).await.unwrap();
+            assert!(after_last.scanned_to >= position(3), "an empty page still says how far it looked");
         }
 
         #[tokio::test]
         async fn the_head_and_the_count_after_a_position_follow_appends() {
             let Some(f) = fixture().await else { return };
             let s = &f.store;
-            assert_eq!(s.head_position().await.unwrap(), 0, "an empty store's head is 0");
-            assert_eq!(s.count_after(0, 100).await.unwrap(), 0);
+            let head = s.head_position().await.unwrap();
+            assert_eq!(s.count_after(head, 100).await.unwrap(), 0, "nothing is past the head");
+            assert_eq!(s.count_after(0, 100).await.unwrap(), 0, "a fresh store holds nothing");
             for i in 0..7 {
                 append_to(s, &format!("order-{}", i % 3), ExpectedRevision::Any, events(1 + i % 2)).await.unwrap();
             }
             let all = read_all_events(s).await;
             assert_eq!(all.len(), 10);
-            assert_eq!(s.head_position().await.unwrap(), all[9].position);
+            assert!(s.head_position().await.unwrap() >= all[9].position, "the head is at or past every event");
             assert_eq!(s.count_after(0, 100).await.unwrap(), 10);
             assert_eq!(s.count_after(all[3].position, 100).await.unwrap(), 6, "events, not positions");
             assert_eq!(s.count_after(all[9].position, 100).await.unwrap(), 0);
@@ -398,7 +401,7 @@ macro_rules! event_store_contract {
                 seen.extend(slice.events.into_iter().map(|e| e.stream));
             }
             assert_eq!(seen, ["order-2"]);
-            assert_eq!(scanned, last.position);
+            assert!(scanned >= last.position);
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,10 +1,12 @@
-//! Crash safety of the embedded store: a child process appends under load
-//! and is killed with SIGKILL; after reopening, every append it had
-//! acknowledged is there, whole, and no append is half-written.
+//! Crash safety: a child process appends under load and is killed with
+//! SIGKILL; after reopening, every append it had acknowledged is there,
+//! whole, and no append is half-written. The store is the embedded one, or
+//! the KurrentDB server `SHOPSTREAM_TEST_KURRENTDB` names (in a namespace
+//! of the test's own).
 //!
 //! The child is this very test binary, started again to run only
 //! [`writer`] (an ignored test, so it never runs on its own), with the
-//! store's directory in [`WRITER_DIR`].
+//! store's directory in [`WRITER_DIR`] and namespace in [`NAMESPACE`].
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -13,7 +15,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use shopstream_infra::event_store::{
-    EventFilter, EventStore, ExpectedRevision, SqliteEventStore, SqliteEventStoreOptions,
+    EventFilter, EventStore, ExpectedRevision, KurrentDbEventStore, KurrentDbOptions,
+    SqliteEventStore, SqliteEventStoreOptions,
 };
 use uuid::Uuid;
 
@@ -22,6 +25,29 @@ const WRITERS: usize = 8;
 
 /// Where the writer keeps its store; set only in the child.
 const WRITER_DIR: &str = "SHOPSTREAM_CRASH_WRITER_DIR";
+/// The writer's namespace on a KurrentDB server.
+const NAMESPACE: &str = "SHOPSTREAM_CRASH_NAMESPACE";
+
+/// The store the test writes: KurrentDB when configured, else the
+/// embedded store in `dir`.
+fn open(dir: &std::path::Path, namespace: &str) -> Arc<dyn EventStore> {
+    match crate::kurrentdb_url() {
+        Some(url) => Arc::new(
+            KurrentDbEventStore::connect(&KurrentDbOptions {
+                url,
+                namespace: namespace.to_string(),
+            })
+            .expect("the connection string parses"),
+        ),
+        None => Arc::new(
+            SqliteEventStore::open(
+                dir.join("events.sqlite"),
+                SqliteEventStoreOptions::default(),
+            )
+            .expect("the store opens"),
+        ),
+    }
+}
 
 /// The child's work: appends batches of [`EVENTS_PER_APPEND`] events from
 /// [`WRITERS`] concurrent writers for ever, printing each one as it is
@@ -30,13 +56,8 @@ const WRITER_DIR: &str = "SHOPSTREAM_CRASH_WRITER_DIR";
 #[ignore = "the crash test's writer: it runs in the child process the crash test starts"]
 async fn writer() {
     let dir = std::env::var_os(WRITER_DIR).expect("started by the crash test");
-    let store = Arc::new(
-        SqliteEventStore::open(
-            std::path::Path::new(&dir).join("events.sqlite"),
-            SqliteEventStoreOptions::default(),
-        )
-        .expect("the store opens"),
-    );
+    let namespace = std::env::var(NAMESPACE).unwrap_or_default();
+    let store = open(std::path::Path::new(&dir), &namespace);
     let tasks: Vec<_> = (0..WRITERS)
         .map(|w| {
             let store = store.clone();
@@ -83,10 +104,11 @@ struct Ack {
 }
 
 /// Starts an appending child, reads `acks` acknowledgements, kills it.
-fn append_until_killed(dir: &std::path::Path, acks: usize) -> Vec<Ack> {
+fn append_until_killed(dir: &std::path::Path, namespace: &str, acks: usize) -> Vec<Ack> {
     let mut child = Command::new(std::env::current_exe().expect("this test binary"))
         .args(["crash::writer", "--exact", "--ignored", "--nocapture"])
         .env(WRITER_DIR, dir)
+        .env(NAMESPACE, namespace)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -123,16 +145,13 @@ fn append_until_killed(dir: &std::path::Path, acks: usize) -> Vec<Ack> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_append_survives_sigkill_and_none_is_half_written() {
     let dir = tempfile::tempdir().unwrap();
+    let namespace = format!("crash-{}.", Uuid::now_v7().simple());
     let mut acks = Vec::new();
     for _ in 0..3 {
-        acks.extend(append_until_killed(dir.path(), 400));
+        acks.extend(append_until_killed(dir.path(), &namespace, 400));
     }
 
-    let store = SqliteEventStore::open(
-        dir.path().join("events.sqlite"),
-        SqliteEventStoreOptions::default(),
-    )
-    .expect("the store reopens after the crashes");
+    let store = open(dir.path(), &namespace);
     let mut events = Vec::new();
     let mut after = 0;
     loop {

@@ -13,6 +13,7 @@
 //! The port has no time index: times map onto positions through the
 //! `timeline` read model, which every adapter can feed.
 
+pub mod kurrentdb;
 mod sqlite;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+pub use kurrentdb::{KurrentDbEventStore, KurrentDbOptions};
 pub use sqlite::{Durability, SqliteEventStore, SqliteEventStoreOptions};
 
 use crate::error::Cause;
@@ -152,6 +154,10 @@ pub enum StoreError {
     /// The store holds something this build cannot read.
     #[error("event store data is unreadable")]
     Corrupt(#[source] Cause),
+    /// The server lacks something shopstream needs (KurrentDB older than
+    /// 25.1 has no atomic multi-stream append).
+    #[error("the event store cannot do this")]
+    Unsupported(#[source] Cause),
     /// The store is shutting down.
     #[error("event store is closed")]
     Closed,

@@ -1,0 +1,455 @@
+//! KurrentDB's atomic multi-stream append: the v2 streams service's
+//! `AppendSession`, a client-streaming call of one `AppendRequest` per
+//! stream answered once, all or nothing. The `kurrentdb` crate (1.2) does
+//! not offer it and keeps its gRPC connection private, so this is a small
+//! tonic client of our own.
+//!
+//! The messages are written out here with prost's derives rather than
+//! generated from the server's `.proto` files: they are few, and this
+//! keeps protoc out of the build. They follow
+//! `proto/kurrentdb/protocol/v2/streams/streams.proto` and
+//! `.../streams/errors.proto` of the KurrentDB repository as KurrentDB
+//! 25.1 speaks them (field numbers below). Later servers changed
+//! `AppendRecord`'s field numbers, so the deployment pins 25.1 (see
+//! `docker-compose.yml`).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use prost::Message;
+use tonic::Code;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+
+/// `kurrentdb.protocol.v2.streams.AppendRequest`: one stream's records
+/// and the revision it is expected at.
+#[derive(Clone, PartialEq, Message)]
+pub struct AppendRequest {
+    #[prost(string, tag = "1")]
+    pub stream: String,
+    #[prost(message, repeated, tag = "2")]
+    pub records: Vec<AppendRecord>,
+    /// A revision, or -1 (no stream), -2 (any), -4 (the stream exists).
+    #[prost(sint64, optional, tag = "3")]
+    pub expected_revision: Option<i64>,
+}
+
+/// `AppendRecord` (25.1 layout).
+#[derive(Clone, PartialEq, Message)]
+pub struct AppendRecord {
+    #[prost(string, optional, tag = "1")]
+    pub record_id: Option<String>,
+    #[prost(int64, optional, tag = "2")]
+    pub timestamp: Option<i64>,
+    /// What the server keeps as the event's metadata object.
+    #[prost(map = "string, message", tag = "3")]
+    pub properties: HashMap<String, prost_types::Value>,
+    #[prost(message, optional, tag = "4")]
+    pub schema: Option<SchemaInfo>,
+    #[prost(bytes = "vec", tag = "5")]
+    pub data: Vec<u8>,
+}
+
+/// `SchemaInfo`: the event type (`name`) and how its data is encoded.
+#[derive(Clone, PartialEq, Message)]
+pub struct SchemaInfo {
+    #[prost(enumeration = "SchemaFormat", tag = "1")]
+    pub format: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, optional, tag = "3")]
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum SchemaFormat {
+    Unspecified = 0,
+    Json = 1,
+    Protobuf = 2,
+    Avro = 3,
+    Bytes = 4,
+}
+
+/// One stream's outcome.
+#[derive(Clone, PartialEq, Message)]
+pub struct AppendResponse {
+    #[prost(string, tag = "1")]
+    pub stream: String,
+    /// The revision of the stream's last record written.
+    #[prost(int64, tag = "2")]
+    pub stream_revision: i64,
+    #[prost(int64, optional, tag = "4")]
+    pub position: Option<i64>,
+}
+
+/// The session's outcome: every stream's, in request order.
+#[derive(Clone, PartialEq, Message)]
+pub struct AppendSessionResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub output: Vec<AppendResponse>,
+    /// The commit position of the append.
+    #[prost(int64, tag = "2")]
+    pub position: i64,
+}
+
+/// `kurrentdb.protocol.v2.streams.errors.StreamRevisionConflictErrorDetails`.
+#[derive(Clone, PartialEq, Message)]
+pub struct StreamRevisionConflictErrorDetails {
+    #[prost(string, tag = "1")]
+    pub stream: String,
+    #[prost(int64, tag = "2")]
+    pub expected_revision: i64,
+    /// The stream's revision (negative: no stream).
+    #[prost(int64, tag = "3")]
+    pub actual_revision: i64,
+}
+
+/// `google.rpc.Status`, which carries an error's details.
+#[derive(Clone, PartialEq, Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<prost_types::Any>,
+}
+
+pub const APPEND_SESSION: &str = "/kurrentdb.protocol.v2.streams.StreamsService/AppendSession";
+
+const CONFLICT_TYPE: &str =
+    "type.googleapis.com/kurrentdb.protocol.v2.streams.errors.StreamRevisionConflictErrorDetails";
+
+/// The details of a revision conflict, if the status carries them.
+pub fn revision_conflict(status: &tonic::Status) -> Option<StreamRevisionConflictErrorDetails> {
+    let details = RpcStatus::decode(status.details()).ok()?;
+    details
+        .details
+        .iter()
+        .find(|any| any.type_url == CONFLICT_TYPE)
+        .and_then(|any| StreamRevisionConflictErrorDetails::decode(any.value.as_slice()).ok())
+}
+
+/// A status whose details say the stream was not at the expected
+/// revision (what the server sends; tests of this client build it too).
+pub fn conflict_status(details: StreamRevisionConflictErrorDetails) -> tonic::Status {
+    let status = RpcStatus {
+        code: Code::FailedPrecondition as i32,
+        message: format!("stream {} is at another revision", details.stream),
+        details: vec![prost_types::Any {
+            type_url: CONFLICT_TYPE.to_string(),
+            value: details.encode_to_vec(),
+        }],
+    };
+    tonic::Status::with_details(
+        Code::FailedPrecondition,
+        status.message.clone(),
+        status.encode_to_vec().into(),
+    )
+}
+
+/// The streams service of one server.
+#[derive(Clone)]
+pub struct StreamsClient {
+    channel: Channel,
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl StreamsClient {
+    /// A client on `channel`, authenticating with basic credentials.
+    pub fn new(channel: Channel, credentials: Option<(&str, &str)>) -> Self {
+        let authorization = credentials.and_then(|(user, password)| {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            MetadataValue::try_from(format!("Basic {token}")).ok()
+        });
+        Self {
+            channel,
+            authorization,
+        }
+    }
+
+    /// Appends every request's records atomically.
+    pub async fn append_session(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<AppendSessionResponse, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("no connection: {e}")))?;
+        let mut request = tonic::Request::new(futures::stream::iter(requests));
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
+        let codec = tonic::codec::ProstCodec::<AppendRequest, AppendSessionResponse>::default();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(APPEND_SESSION);
+        Ok(grpc
+            .client_streaming(request, path, codec)
+            .await?
+            .into_inner())
+    }
+
+    /// Whether the server offers `AppendSession`: an empty session is
+    /// refused as such by a server that has it (and writes nothing), and
+    /// is unknown to one that does not.
+    pub async fn supports_append_session(&self) -> Result<bool, tonic::Status> {
+        match self.append_session(vec![]).await {
+            Ok(_) => Ok(true),
+            Err(status) => match status.code() {
+                Code::FailedPrecondition | Code::InvalidArgument => Ok(true),
+                Code::Unimplemented => Ok(false),
+                _ => Err(status),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+// tonic's own `Status` is what a gRPC service answers with.
+#[allow(clippy::result_large_err)]
+pub(crate) mod test_server {
+    //! A gRPC server of the same messages, to check what this client sends
+    //! and how it reads answers. It tests our client, not KurrentDB: it
+    //! answers whatever a test tells it to.
+
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use futures::StreamExt;
+    use tonic::codegen::{BoxFuture, Service, http};
+    use tonic::server::{ClientStreamingService, NamedService};
+
+    use super::*;
+
+    /// What the server saw, and what it answers.
+    #[derive(Default)]
+    pub struct Script {
+        pub received: Vec<(Option<String>, Vec<AppendRequest>)>,
+        pub answer: Option<Result<AppendSessionResponse, tonic::Status>>,
+    }
+
+    #[derive(Clone)]
+    pub struct StreamsServer {
+        pub script: Arc<Mutex<Script>>,
+        /// Answers `UNIMPLEMENTED`, as a server older than 25.1 does.
+        pub old: bool,
+    }
+
+    impl NamedService for StreamsServer {
+        const NAME: &'static str = "kurrentdb.protocol.v2.streams.StreamsService";
+    }
+
+    struct Session(Arc<Mutex<Script>>);
+
+    impl ClientStreamingService<AppendRequest> for Session {
+        type Response = AppendSessionResponse;
+        type Future = BoxFuture<tonic::Response<AppendSessionResponse>, tonic::Status>;
+
+        fn call(
+            &mut self,
+            request: tonic::Request<tonic::Streaming<AppendRequest>>,
+        ) -> Self::Future {
+            let script = self.0.clone();
+            Box::pin(async move {
+                let authorization = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let mut stream = request.into_inner();
+                let mut requests = Vec::new();
+                while let Some(next) = stream.next().await {
+                    requests.push(next?);
+                }
+                let mut script = script.lock().expect("unpoisoned");
+                let empty = requests.is_empty();
+                script.received.push((authorization, requests));
+                if empty {
+                    return Err(tonic::Status::failed_precondition("no requests"));
+                }
+                script
+                    .answer
+                    .take()
+                    .unwrap_or_else(|| Err(tonic::Status::internal("no answer scripted")))
+                    .map(tonic::Response::new)
+            })
+        }
+    }
+
+    impl<B> Service<http::Request<B>> for StreamsServer
+    where
+        B: tonic::codegen::Body + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+            let (script, old) = (self.script.clone(), self.old);
+            Box::pin(async move {
+                if old || request.uri().path() != APPEND_SESSION {
+                    return Ok(tonic::Status::unimplemented("no such method").into_http());
+                }
+                let codec =
+                    tonic::codec::ProstCodec::<AppendSessionResponse, AppendRequest>::default();
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.client_streaming(Session(script), request).await)
+            })
+        }
+    }
+
+    /// Serves on a random local port; the client's channel to it.
+    pub async fn start(server: StreamsServer) -> Channel {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a local port");
+        let address = listener.local_addr().expect("an address");
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(server)
+                .serve_with_incoming(incoming),
+        );
+        Channel::from_shared(format!("http://{address}"))
+            .expect("a valid uri")
+            .connect_lazy()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::test_server::{Script, StreamsServer, start};
+    use super::*;
+
+    fn record(id: &str) -> AppendRecord {
+        AppendRecord {
+            record_id: Some(id.into()),
+            timestamp: None,
+            properties: HashMap::from([(
+                "actor".to_string(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue("system".into())),
+                },
+            )]),
+            schema: Some(SchemaInfo {
+                format: SchemaFormat::Json as i32,
+                name: "OrderPlaced".into(),
+                id: None,
+            }),
+            data: br#"{"n":1}"#.to_vec(),
+        }
+    }
+
+    fn server(answer: Option<Result<AppendSessionResponse, tonic::Status>>) -> StreamsServer {
+        StreamsServer {
+            script: Arc::new(Mutex::new(Script {
+                received: vec![],
+                answer,
+            })),
+            old: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_sends_each_stream_once_and_reads_the_outcome() {
+        let answer = AppendSessionResponse {
+            output: vec![
+                AppendResponse {
+                    stream: "order-1".into(),
+                    stream_revision: 0,
+                    position: None,
+                },
+                AppendResponse {
+                    stream: "inventory-A".into(),
+                    stream_revision: 4,
+                    position: None,
+                },
+            ],
+            position: 9_000,
+        };
+        let s = server(Some(Ok(answer.clone())));
+        let client = StreamsClient::new(start(s.clone()).await, Some(("admin", "changeit")));
+        let requests = vec![
+            AppendRequest {
+                stream: "order-1".into(),
+                records: vec![record("a"), record("b")],
+                expected_revision: Some(-1),
+            },
+            AppendRequest {
+                stream: "inventory-A".into(),
+                records: vec![record("c")],
+                expected_revision: Some(3),
+            },
+        ];
+        let outcome = client.append_session(requests.clone()).await.unwrap();
+        assert_eq!(outcome, answer);
+        let script = s.script.lock().unwrap();
+        let (authorization, received) = &script.received[0];
+        assert_eq!(received, &requests, "every request arrives, in order");
+        assert_eq!(
+            authorization.as_deref(),
+            Some("Basic YWRtaW46Y2hhbmdlaXQ="),
+            "basic credentials"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_conflict_names_the_stream_and_its_actual_revision() {
+        let details = StreamRevisionConflictErrorDetails {
+            stream: "inventory-A".into(),
+            expected_revision: 3,
+            actual_revision: 5,
+        };
+        let s = server(Some(Err(conflict_status(details.clone()))));
+        let client = StreamsClient::new(start(s).await, None);
+        let refused = client
+            .append_session(vec![AppendRequest {
+                stream: "inventory-A".into(),
+                records: vec![record("a")],
+                expected_revision: Some(3),
+            }])
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert_eq!(revision_conflict(&refused), Some(details));
+        assert_eq!(
+            revision_conflict(&tonic::Status::unavailable("down")),
+            None,
+            "other failures carry no conflict"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_session_tells_whether_the_server_has_it() {
+        let s = server(None);
+        let client = StreamsClient::new(start(s.clone()).await, None);
+        assert!(client.supports_append_session().await.unwrap());
+        assert!(
+            s.script.lock().unwrap().received[0].1.is_empty(),
+            "the probe sends no records"
+        );
+        let old = StreamsServer { old: true, ..s };
+        let client = StreamsClient::new(start(old).await, None);
+        assert!(!client.supports_append_session().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_an_error_not_an_answer() {
+        let nobody = Channel::from_static("http://127.0.0.1:9").connect_lazy();
+        let client = StreamsClient::new(nobody, None);
+        let failed = client.supports_append_session().await.unwrap_err();
+        assert_eq!(failed.code(), Code::Unavailable);
+    }
+}

@@ -1,0 +1,616 @@
+//! The production event store: KurrentDB (EventStoreDB's current name),
+//! through the `kurrentdb` client crate for everything but multi-stream
+//! appends, which go through the server's v2 `AppendSession`
+//! ([`append_session`]).
+//!
+//! - **Appends**: a single stream through the client's append (any server
+//!   version); several streams through `AppendSession`, atomic on the
+//!   server (KurrentDB 25.1 or later; [`KurrentDbEventStore::check_server`]
+//!   refuses an older one rather than append stream by stream). A wrong
+//!   expected revision is a conflict naming the server's actual revision.
+//!   Nothing is reported appended unless the server acknowledged it.
+//! - **Repeats**: KurrentDB recognises a repeated append by its event ids
+//!   only with an exact expected revision (with `Any` it is a best-effort
+//!   window lost on restart). The command service always appends with
+//!   exact expectations and writes its idempotency records through the
+//!   same append, so its repeats take that path. The server answers a
+//!   repeat like a fresh append, so `replayed` is never set here.
+//! - **Positions** are the server's commit positions, which KurrentDB gives
+//!   every event of an append separately (commit equals prepare): unique,
+//!   growing, with gaps. A read of `$all` continues after a position by
+//!   starting at it and dropping that event.
+//! - **Namespaces**: an optional prefix on every stream name keeps one
+//!   deployment's (or one test's) streams apart on a shared server; `$all`
+//!   is then read through a server-side filter on it. System streams are
+//!   never read.
+//! - **Failures**: an unreachable server, a leader change or a timeout is
+//!   `StoreError::Unavailable`; the client reconnects on the next call.
+
+pub mod append_session;
+pub mod codec;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kurrentdb::{
+    AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, ReadStreamOptions,
+    StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
+};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use self::append_session::{
+    AppendRecord, AppendRequest, SchemaFormat, SchemaInfo, StreamsClient, revision_conflict,
+};
+use self::codec::Namespace;
+use super::{
+    AllSlice, AppendError, Appended, Direction, EventFilter, EventStore, ExpectedRevision,
+    NewEvent, RecordedEvent, StoreError, StreamAppended, StreamWrite, Subscription,
+};
+use crate::error::cause;
+
+/// How long one call may take before the server counts as unavailable.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Where the server is and which streams are ours.
+#[derive(Debug, Clone)]
+pub struct KurrentDbOptions {
+    /// `kurrentdb://user:password@host:2113?tls=false` (the client's
+    /// connection string: clusters, discovery and TLS as it supports them).
+    pub url: String,
+    /// A prefix for every stream name (empty: none).
+    pub namespace: String,
+}
+
+/// The KurrentDB [`EventStore`].
+#[derive(Clone)]
+pub struct KurrentDbEventStore {
+    client: Client,
+    streams: StreamsClient,
+    namespace: Namespace,
+    /// The server, for messages (no credentials).
+    server: String,
+}
+
+/// User and password from a connection string's `user:password@`.
+fn credentials(url: &str) -> Option<(&str, &str)> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    userinfo.split_once(':')
+}
+
+impl KurrentDbEventStore {
+    /// A store on the server the options name. Nothing is contacted yet:
+    /// a server that is not up is waited for by each call (which fails
+    /// with `Unavailable` meanwhile). Must run on a tokio runtime.
+    pub fn connect(options: &KurrentDbOptions) -> Result<Self, StoreError> {
+        let settings: ClientSettings = options
+            .url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(cause(e)))?;
+        let endpoint =
+            settings.hosts().first().cloned().ok_or_else(|| {
+                StoreError::Unavailable(cause("the connection string names no host"))
+            })?;
+        let uri = settings.to_uri(&endpoint);
+        let server = format!("{}:{}", endpoint.host, endpoint.port);
+        let mut channel = tonic::transport::Channel::builder(uri.clone())
+            .connect_timeout(DEADLINE)
+            .timeout(DEADLINE);
+        if settings.is_secure_mode_enabled() {
+            let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = settings.tls_ca_file() {
+                let pem = std::fs::read(ca).map_err(|e| StoreError::Unavailable(cause(e)))?;
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            channel = channel
+                .tls_config(tls)
+                .map_err(|e| StoreError::Unavailable(cause(e)))?;
+        }
+        let client = Client::new(settings)
+            .map_err(|e| StoreError::Unavailable(cause(format!("the KurrentDB client: {e}"))))?;
+        Ok(Self {
+            client,
+            streams: StreamsClient::new(channel.connect_lazy(), credentials(&options.url)),
+            namespace: Namespace::new(options.namespace.clone()),
+            server,
+        })
+    }
+
+    /// Checks that the server can append to several streams atomically:
+    /// `Unsupported` for a server older than KurrentDB 25.1 (shopstream
+    /// will not write stream by stream instead), `Unavailable` when it
+    /// cannot be reached (check again later).
+    pub async fn check_server(&self) -> Result<(), StoreError> {
+        match self.streams.supports_append_session().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Unsupported(cause(format!(
+                "KurrentDB at {} has no multi-stream append (StreamsService/AppendSession): \
+                 shopstream needs KurrentDB 25.1 or later",
+                self.server
+            )))),
+            Err(status) => Err(StoreError::Unavailable(cause(status))),
+        }
+    }
+
+    fn event_data(event: &NewEvent) -> Result<EventData, AppendError> {
+        let text = std::str::from_utf8(&event.data)
+            .map_err(|_| AppendError::Invalid("event data is not UTF-8 JSON".into()))?;
+        let raw = RawValue::from_string(text.to_string())
+            .map_err(|_| AppendError::Invalid("event data is not JSON".into()))?;
+        EventData::json(&event.event_type, &raw)
+            .and_then(|data| {
+                data.id(event.event_id)
+                    .metadata_as_json(&codec::metadata_object(event))
+            })
+            .map_err(|e| AppendError::Invalid(format!("an event cannot be encoded: {e}")))
+    }
+
+    fn record(event: &NewEvent) -> AppendRecord {
+        AppendRecord {
+            record_id: Some(event.event_id.to_string()),
+            timestamp: None,
+            properties: codec::metadata_object(event)
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let text = v.as_str()?.to_string();
+                    Some((
+                        k,
+                        prost_types::Value {
+                            kind: Some(prost_types::value::Kind::StringValue(text)),
+                        },
+                    ))
+                })
+                .collect(),
+            schema: Some(SchemaInfo {
+                format: SchemaFormat::Json as i32,
+                name: event.event_type.clone(),
+                id: None,
+            }),
+            data: event.data.clone(),
+        }
+    }
+
+    /// The position of a stream's last event (0: none), read back.
+    async fn last_position(&self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .read_stream(stream, None, Direction::Backward, 1)
+            .await?
+            .first()
+            .map_or(0, |e| e.position))
+    }
+
+    async fn append_one(&self, write: StreamWrite) -> Result<Appended, AppendError> {
+        let wire = self.namespace.wire(&write.stream);
+        let events = write
+            .events
+            .iter()
+            .map(Self::event_data)
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = events.len();
+        let options = AppendToStreamOptions::default()
+            .stream_state(codec::stream_state(write.expected))
+            .deadline(DEADLINE);
+        let written = self
+            .client
+            .append_to_stream(wire, &options, events)
+            .await
+            .map_err(|e| codec::append_error(&write.stream, write.expected, e))?;
+        let (revision, position) = match count {
+            // Only the expectation was checked: the stream is as expected.
+            0 => {
+                let revision = match write.expected {
+                    ExpectedRevision::Exact(r) => Some(r),
+                    ExpectedRevision::NoStream => None,
+                    _ => self.current_revision(&write.stream).await?,
+                };
+                (revision, self.head_position().await?)
+            }
+            // One event is committed at its own position.
+            1 => (
+                Some(written.next_expected_version),
+                codec::position(written.position),
+            ),
+            // The server reports one position for the append; its last
+            // event's is read back rather than assumed.
+            _ => (
+                Some(written.next_expected_version),
+                self.last_position(&write.stream)
+                    .await?
+                    .max(codec::position(written.position)),
+            ),
+        };
+        Ok(Appended {
+            streams: vec![StreamAppended {
+                stream: write.stream,
+                revision,
+            }],
+            position,
+            replayed: false,
+        })
+    }
+
+    async fn current_revision(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .read_stream(stream, None, Direction::Backward, 1)
+            .await?
+            .first()
+            .map(|e| e.revision))
+    }
+
+    async fn append_many(&self, writes: Vec<StreamWrite>) -> Result<Appended, AppendError> {
+        let mut seen = HashSet::new();
+        if let Some(twice) = writes.iter().find(|w| !seen.insert(w.stream.as_str())) {
+            return Err(AppendError::Invalid(format!(
+                "stream {} appears twice in one append",
+                twice.stream
+            )));
+        }
+        let requests = writes
+            .iter()
+            .map(|w| AppendRequest {
+                stream: self.namespace.wire(&w.stream),
+                records: w.events.iter().map(Self::record).collect(),
+                expected_revision: Some(codec::raw_expected(w.expected)),
+            })
+            .collect();
+        let answer = self
+            .streams
+            .append_session(requests)
+            .await
+            .map_err(|status| {
+                if let Some(conflict) = revision_conflict(&status) {
+                    let stream = self
+                        .namespace
+                        .local(&conflict.stream)
+                        .unwrap_or(&conflict.stream)
+                        .to_string();
+                    let expected = writes
+                        .iter()
+                        .find(|w| w.stream == stream)
+                        .map_or(ExpectedRevision::Any, |w| w.expected);
+                    return AppendError::Conflict {
+                        stream,
+                        expected,
+                        actual: codec::actual_from_raw(conflict.actual_revision),
+                    };
+                }
+                match status.code() {
+                    tonic::Code::Unimplemented => {
+                        AppendError::Store(StoreError::Unsupported(cause(status)))
+                    }
+                    _ => AppendError::Store(StoreError::Unavailable(cause(status))),
+                }
+            })?;
+        let outcomes: HashMap<&str, i64> = answer
+            .output
+            .iter()
+            .map(|o| (o.stream.as_str(), o.stream_revision))
+            .collect();
+        let mut streams = Vec::with_capacity(writes.len());
+        for write in &writes {
+            let revision = match outcomes.get(self.namespace.wire(&write.stream).as_str()) {
+                Some(raw) => codec::actual_from_raw(*raw),
+                // A stream the server did not report (it had no records).
+                None => self.current_revision(&write.stream).await?,
+            };
+            streams.push(StreamAppended {
+                stream: write.stream.clone(),
+                revision,
+            });
+        }
+        let mut position = u64::try_from(answer.position).unwrap_or(0);
+        if let Some(last) = writes.iter().rev().find(|w| !w.events.is_empty()) {
+            position = position.max(self.last_position(&last.stream).await?);
+        }
+        Ok(Appended {
+            streams,
+            position,
+            replayed: false,
+        })
+    }
+
+    /// Events read from a server stream, ours only, in order.
+    async fn collect(
+        &self,
+        mut stream: kurrentdb::ReadStream,
+        limit: usize,
+    ) -> Result<(Vec<RecordedEvent>, usize), StoreError> {
+        let (mut out, mut read) = (Vec::new(), 0);
+        loop {
+            let next = match stream.next().await {
+                Ok(Some(resolved)) => resolved,
+                Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => break,
+                Err(e) => return Err(codec::store_error(e)),
+            };
+            read += 1;
+            if let Some(event) = codec::recorded(&self.namespace, resolved_event(&next))? {
+                out.push(event);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok((out, read))
+    }
+}
+
+fn resolved_event(resolved: &kurrentdb::ResolvedEvent) -> &kurrentdb::RecordedEvent {
+    resolved.get_original_event()
+}
+
+#[async_trait]
+impl EventStore for KurrentDbEventStore {
+    async fn append(&self, mut writes: Vec<StreamWrite>) -> Result<Appended, AppendError> {
+        match writes.len() {
+            0 => Err(AppendError::Invalid(
+                "an append needs at least one stream".into(),
+            )),
+            1 => self.append_one(writes.remove(0)).await,
+            _ => self.append_many(writes).await,
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: Option<u64>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let start = match (from, direction) {
+            (Some(r), _) => StreamPosition::Position(r),
+            (None, Direction::Forward) => StreamPosition::Start,
+            (None, Direction::Backward) => StreamPosition::End,
+        };
+        // `position` sets a direction of its own; the one asked for wins.
+        let options = ReadStreamOptions::default().position(start);
+        let options = match direction {
+            Direction::Forward => options.forwards(),
+            Direction::Backward => options.backwards(),
+        }
+        .max_count(limit.max(1))
+        .deadline(DEADLINE);
+        let read = match self
+            .client
+            .read_stream(self.namespace.wire(stream), &options)
+            .await
+        {
+            Ok(read) => read,
+            Err(kurrentdb::Error::ResourceNotFound) => return Ok(vec![]),
+            Err(e) => return Err(codec::store_error(e)),
+        };
+        Ok(self.collect(read, limit.max(1)).await?.0)
+    }
+
+    async fn read_all(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<AllSlice, StoreError> {
+        let limit = limit.max(1);
+        // Taken first: every event up to it is committed before the read.
+        let head = self.head_position().await?;
+        // One more than asked for: the event at `after` itself comes back.
+        let asked = limit + 1;
+        let options = ReadAllOptions::default()
+            .position(codec::start_after(after))
+            .forwards()
+            .filter(codec::server_filter(&self.namespace, filter))
+            .max_count(asked)
+            .deadline(DEADLINE);
+        let read = self
+            .client
+            .read_all(&options)
+            .await
+            .map_err(codec::store_error)?;
+        let (events, returned) = self.collect(read, usize::MAX).await?;
+        let last_seen = events.iter().map(|e| e.position).max().unwrap_or(after);
+        let mut events: Vec<RecordedEvent> = events
+            .into_iter()
+            .filter(|e| e.position > after && filter.matches(&e.event_type, &e.stream))
+            .collect();
+        events.truncate(limit);
+        let scanned_to = if returned < asked {
+            // The server had nothing more: the read looked to the head.
+            last_seen.max(head).max(after)
+        } else if events.len() == limit {
+            events.last().map_or(after, |e| e.position)
+        } else {
+            last_seen.max(after)
+        };
+        Ok(AllSlice { events, scanned_to })
+    }
+
+    async fn subscribe_all(
+        &self,
+        after: u64,
+        filter: EventFilter,
+    ) -> Result<Box<dyn Subscription>, StoreError> {
+        let options = SubscribeToAllOptions::default()
+            .position(codec::start_after(after))
+            .filter(codec::server_filter(&self.namespace, &filter));
+        let mut subscription = self.client.subscribe_to_all(&options).await;
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let namespace = self.namespace.clone();
+        tokio::spawn(async move {
+            loop {
+                let item = match subscription.next_subscription_event().await {
+                    Ok(SubscriptionEvent::EventAppeared(resolved)) => {
+                        let original = resolved_event(&resolved);
+                        let position = codec::position(original.position);
+                        match codec::recorded(&namespace, original) {
+                            Ok(Some(event)) if filter.matches(&event.event_type, &event.stream) => {
+                                Ok(Seen::Event(event))
+                            }
+                            Ok(_) => Ok(Seen::Past(position)),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Ok(SubscriptionEvent::Checkpoint(position)) => {
+                        Ok(Seen::Past(codec::position(position)))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => Err(codec::store_error(e)),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Box::new(KurrentDbSubscription { rx, after }))
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        let options = ReadAllOptions::default()
+            .position(StreamPosition::End)
+            .backwards()
+            .max_count(1)
+            .deadline(DEADLINE);
+        let mut read = self
+            .client
+            .read_all(&options)
+            .await
+            .map_err(codec::store_error)?;
+        match read.next().await {
+            Ok(Some(resolved)) => Ok(codec::position(resolved_event(&resolved).position)),
+            Ok(None) => Ok(0),
+            Err(e) => Err(codec::store_error(e)),
+        }
+    }
+}
+
+/// Events a subscription has delivered but its reader not yet taken.
+const SUBSCRIPTION_BUFFER: usize = 4096;
+
+/// What a subscription's pump saw: an event of ours, or only that `$all`
+/// is past a position (a filtered-out event, or a server checkpoint).
+enum Seen {
+    Event(RecordedEvent),
+    Past(u64),
+}
+
+/// A catch-up subscription to `$all`: a task reads the server's stream
+/// into a channel, so a slice takes whatever is waiting at once and a
+/// caller that stops waiting loses nothing.
+struct KurrentDbSubscription {
+    rx: mpsc::Receiver<Result<Seen, StoreError>>,
+    after: u64,
+}
+
+impl KurrentDbSubscription {
+    fn take(&mut self, seen: Seen, events: &mut Vec<RecordedEvent>) {
+        match seen {
+            Seen::Event(event) if event.position > self.after => {
+                self.after = event.position;
+                events.push(event);
+            }
+            Seen::Event(_) => {}
+            Seen::Past(position) => self.after = self.after.max(position),
+        }
+    }
+}
+
+#[async_trait]
+impl Subscription for KurrentDbSubscription {
+    async fn next(&mut self) -> Result<AllSlice, StoreError> {
+        let before = self.after;
+        let mut events = Vec::new();
+        loop {
+            let first = self.rx.recv().await.ok_or(StoreError::Closed)??;
+            self.take(first, &mut events);
+            while events.len() < 1024 {
+                match self.rx.try_recv() {
+                    Ok(item) => self.take(item?, &mut events),
+                    Err(_) => break,
+                }
+            }
+            if self.after > before {
+                return Ok(AllSlice {
+                    events,
+                    scanned_to: self.after,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_the_connection_string() {
+        assert_eq!(
+            credentials("kurrentdb://admin:changeit@db:2113?tls=false"),
+            Some(("admin", "changeit"))
+        );
+        assert_eq!(credentials("kurrentdb://db:2113"), None);
+        assert_eq!(
+            credentials("kurrentdb+discover://ops:s3cret@a:2113,b:2113"),
+            Some(("ops", "s3cret"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_string_is_parsed_without_contacting_the_server() {
+        let store = KurrentDbEventStore::connect(&KurrentDbOptions {
+            url: "kurrentdb://admin:changeit@127.0.0.1:9?tls=false".into(),
+            namespace: "t.".into(),
+        })
+        .expect("a valid connection string");
+        assert_eq!(store.server, "127.0.0.1:9");
+        let unreachable = store.check_server().await;
+        assert!(
+            matches!(unreachable, Err(StoreError::Unavailable(_))),
+            "{unreachable:?}"
+        );
+        let bad = KurrentDbEventStore::connect(&KurrentDbOptions {
+            url: "mysql://nope".into(),
+            namespace: String::new(),
+        });
+        assert!(matches!(bad, Err(StoreError::Unavailable(_))));
+    }
+
+    #[test]
+    fn an_event_becomes_a_record_with_its_id_type_data_and_metadata() {
+        let event = NewEvent {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "CartCreated".into(),
+            schema_version: 2,
+            data: br#"{"cart_id":"c"}"#.to_vec(),
+            metadata: crate::event_store::Metadata {
+                correlation_id: Some("req-9".into()),
+                causation_id: None,
+                actor: Some("system".into()),
+            },
+        };
+        let record = KurrentDbEventStore::record(&event);
+        assert_eq!(record.record_id, Some(event.event_id.to_string()));
+        assert_eq!(record.data, event.data);
+        let schema = record.schema.expect("a schema");
+        assert_eq!(
+            (schema.name.as_str(), schema.format),
+            ("CartCreated", SchemaFormat::Json as i32)
+        );
+        let text = |k: &str| match record.properties.get(k).and_then(|v| v.kind.clone()) {
+            Some(prost_types::value::Kind::StringValue(s)) => Some(s),
+            _ => None,
+        };
+        assert_eq!(text("correlation_id").as_deref(), Some("req-9"));
+        assert_eq!(text("schema_version").as_deref(), Some("2"));
+        assert_eq!(text("causation_id"), None);
+        assert!(KurrentDbEventStore::event_data(&event).is_ok());
+        let not_json = NewEvent {
+            data: b"{oops".to_vec(),
+            ..event
+        };
+        assert!(matches!(
+            KurrentDbEventStore::event_data(&not_json),
+            Err(AppendError::Invalid(_))
+        ));
+    }
+}

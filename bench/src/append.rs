@@ -15,8 +15,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use shopstream_infra::Durability;
 use shopstream_infra::event_store::{
-    EventStore, ExpectedRevision, Metadata, NewEvent, SqliteEventStore, SqliteEventStoreOptions,
-    StreamWrite,
+    EventStore, ExpectedRevision, KurrentDbEventStore, KurrentDbOptions, Metadata, NewEvent,
+    SqliteEventStore, SqliteEventStoreOptions, StreamWrite,
 };
 use uuid::Uuid;
 
@@ -40,6 +40,12 @@ pub struct AppendArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Append to this KurrentDB server instead
+    /// (`kurrentdb://admin:changeit@host:2113?tls=false`), each run in a
+    /// namespace of its own; the baselines are the embedded store's and
+    /// are left out.
+    #[arg(long)]
+    pub event_store: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,7 +64,25 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.seconds);
 
     let mut results = Vec::new();
-    if !args.no_baseline {
+    if let Some(url) = &args.event_store {
+        for &writers in &args.writers {
+            let store: Arc<dyn EventStore> =
+                Arc::new(KurrentDbEventStore::connect(&KurrentDbOptions {
+                    url: url.clone(),
+                    namespace: format!("bench-append-{}.", Uuid::now_v7().simple()),
+                })?);
+            results.push(
+                measure(
+                    store,
+                    "KurrentDB",
+                    writers,
+                    args.events_per_append,
+                    duration,
+                )
+                .await?,
+            );
+        }
+    } else if !args.no_baseline {
         results.push(raw_fsync(&args.dir, duration)?);
         results.push(
             through_store(
@@ -72,7 +96,7 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
             .await?,
         );
     }
-    for &writers in &args.writers {
+    for &writers in args.writers.iter().filter(|_| args.event_store.is_none()) {
         results.push(
             through_store(
                 &args.dir,
@@ -183,7 +207,7 @@ async fn through_store(
 ) -> anyhow::Result<Measurement> {
     let path = dir.join(format!("bench-{writers}-{max_batch}.sqlite"));
     remove_store(&path);
-    let store = Arc::new(SqliteEventStore::open(
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(
         &path,
         SqliteEventStoreOptions {
             durability: Durability::Fsync,
@@ -191,6 +215,20 @@ async fn through_store(
             ..Default::default()
         },
     )?);
+    let measured = measure(store, scenario, writers, events_per_append, duration).await;
+    remove_store(&path);
+    measured
+}
+
+/// Appends per second from `writers` concurrent writers, each on a stream
+/// of its own, for `duration`.
+async fn measure(
+    store: Arc<dyn EventStore>,
+    scenario: &str,
+    writers: usize,
+    events_per_append: usize,
+    duration: Duration,
+) -> anyhow::Result<Measurement> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
@@ -231,7 +269,6 @@ async fn through_store(
     }
     let secs = started.elapsed().as_secs_f64();
     drop(store);
-    remove_store(&path);
     Ok(Measurement {
         scenario: scenario.to_string(),
         writers,

@@ -49,8 +49,18 @@ impl Server {
     /// `shopstream serve` on `data_dir`, ready once its projections have
     /// caught up with every event already stored.
     pub async fn serve(data_dir: &Path, port: u16) -> anyhow::Result<Self> {
+        Self::serve_with(data_dir, port, &[]).await
+    }
+
+    /// [`Self::serve`] with more environment (another event store).
+    pub async fn serve_with(
+        data_dir: &Path,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let child = Command::new(shopstream()?)
             .arg("serve")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SHOPSTREAM_DATA_DIR", data_dir)
             .env("SHOPSTREAM_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("SHOPSTREAM_ADMIN_EMAIL", ADMIN_EMAIL)
@@ -176,6 +186,18 @@ impl Api {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Registers a customer.
+    pub async fn register(&self, email: &str, password: &str) -> anyhow::Result<()> {
+        self.client
+            .post(self.url("/v1/customers"))
+            .json(&json!({"email": email, "password": password, "name": "Bench shopper"}))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("registering {email}"))?;
+        Ok(())
     }
 
     pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<String> {

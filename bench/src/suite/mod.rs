@@ -43,7 +43,16 @@ pub struct SuiteArgs {
     /// How long the soak runs.
     #[arg(long, default_value_t = 10)]
     pub soak_minutes: u64,
+    /// Measure the appends, hot-SKU and lag scenarios on this KurrentDB
+    /// server (`kurrentdb://admin:changeit@host:2113?tls=false`), each run
+    /// in a namespace of its own; their results are kept apart from the
+    /// embedded store's (`<scenario>-kurrentdb.json`).
+    #[arg(long)]
+    pub event_store: Option<String>,
 }
+
+/// The scenarios that run on a KurrentDB server as well.
+const ON_KURRENTDB: [Scenario; 3] = [Scenario::Appends, Scenario::HotSku, Scenario::Lag];
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -167,7 +176,7 @@ impl Plan {
 /// One scenario's row: what was measured, against what goal, beside what.
 #[derive(Debug, Clone, Serialize)]
 struct Outcome {
-    scenario: &'static str,
+    scenario: String,
     command: String,
     result: String,
     goal: String,
@@ -188,15 +197,33 @@ struct Suite {
 
 pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let plan = Plan::new(&args);
+    let candidates: Vec<Scenario> = match &args.event_store {
+        Some(_) => ON_KURRENTDB.to_vec(),
+        None => ALL.to_vec(),
+    };
+    if let Some(other) = args.only.iter().find(|s| !candidates.contains(s)) {
+        bail!(
+            "{} does not run with --event-store (only appends, hot-sku and lag do)",
+            other.name()
+        );
+    }
     let scenarios: Vec<Scenario> = if args.only.is_empty() {
-        ALL.to_vec()
+        candidates
     } else {
-        ALL.into_iter().filter(|s| args.only.contains(s)).collect()
+        candidates
+            .into_iter()
+            .filter(|s| args.only.contains(s))
+            .collect()
     };
     std::fs::create_dir_all(&args.out)?;
     let machine = machine();
     println!("machine: {machine}");
-    let (seeded, seeded_events) = seed_once(&plan, &args.data).await?;
+    // The KurrentDB scenarios bring their own data; the others share one
+    // seeded data set.
+    let (seeded, seeded_events) = match args.event_store {
+        Some(_) => (PathBuf::new(), 0),
+        None => seed_once(&plan, &args.data).await?,
+    };
     let mut suite = Suite {
         plan,
         args,
@@ -220,7 +247,10 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
             outcome.baseline,
             started.elapsed().as_secs_f64()
         );
-        let file = suite.args.out.join(format!("{}.json", scenario.name()));
+        let file = suite
+            .args
+            .out
+            .join(format!("{}.json", suite.file_name(scenario)));
         let record = json!({
             "date": date, "machine": machine, "plan": suite.plan, "outcome": outcome,
         });
@@ -231,8 +261,14 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     // each with its own date.
     let records: Vec<(Scenario, Value)> = ALL
         .iter()
-        .filter_map(|&s| {
-            let bytes = std::fs::read(suite.args.out.join(format!("{}.json", s.name()))).ok()?;
+        .flat_map(|&s| {
+            [
+                (s, s.name().to_string()),
+                (s, format!("{}-kurrentdb", s.name())),
+            ]
+        })
+        .filter_map(|(s, name)| {
+            let bytes = std::fs::read(suite.args.out.join(format!("{name}.json"))).ok()?;
             Some((s, serde_json::from_slice(&bytes).ok()?))
         })
         .collect();
@@ -403,7 +439,40 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 impl Suite {
     fn command(&self, scenario: Scenario) -> String {
         let smoke = if self.plan.smoke { " --smoke" } else { "" };
-        format!("bench/run.sh{smoke} --only {}", scenario.name())
+        let store = if self.args.event_store.is_some() {
+            " --event-store kurrentdb://…"
+        } else {
+            ""
+        };
+        format!("bench/run.sh{smoke}{store} --only {}", scenario.name())
+    }
+
+    /// The name of a scenario's result file: apart for KurrentDB's.
+    fn file_name(&self, scenario: Scenario) -> String {
+        match self.args.event_store {
+            Some(_) => format!("{}-kurrentdb", scenario.name()),
+            None => scenario.name().to_string(),
+        }
+    }
+
+    /// The environment that points a process at the KurrentDB server, in
+    /// a fresh namespace (none without `--event-store`).
+    fn event_store_env(&self, scenario: Scenario) -> Vec<(&'static str, String)> {
+        match &self.args.event_store {
+            Some(url) => vec![
+                ("SHOPSTREAM_EVENT_STORE", "kurrentdb".into()),
+                ("SHOPSTREAM_KURRENTDB_URL", url.clone()),
+                (
+                    "SHOPSTREAM_KURRENTDB__NAMESPACE",
+                    format!(
+                        "bench-{}-{}.",
+                        scenario.name(),
+                        uuid::Uuid::now_v7().simple()
+                    ),
+                ),
+            ],
+            None => vec![],
+        }
     }
 
     async fn run(&mut self, scenario: Scenario) -> anyhow::Result<Outcome> {
@@ -424,6 +493,9 @@ impl Suite {
             Scenario::Soak => self.soak().await?,
         };
         outcome.command = command;
+        if self.args.event_store.is_some() {
+            outcome.scenario = format!("{} — KurrentDB", outcome.scenario);
+        }
         Ok(outcome)
     }
 
@@ -469,7 +541,7 @@ mod tests {
     #[test]
     fn the_summary_marks_missed_goals() {
         let outcome = Outcome {
-            scenario: "x",
+            scenario: "x".into(),
             command: "bench/run.sh --only x".into(),
             result: "r".into(),
             goal: "g".into(),

@@ -30,7 +30,7 @@ impl Suite {
             bail!("the export gave {lines} events of {}", self.seeded_events);
         }
         Ok(Outcome {
-            scenario: "export: every event as NDJSON over GET /v1/events",
+            scenario: "export: every event as NDJSON over GET /v1/events".into(),
             command: String::new(),
             result: format!(
                 "{} events ({:.0} MiB) in {secs:.2} s = **{} events/s**",
@@ -62,7 +62,7 @@ impl Suite {
         let secs = started.elapsed().as_secs_f64();
         let per_million = secs * 1e6 / self.seeded_events.max(1) as f64;
         Ok(Outcome {
-            scenario: "rebuild every projection from the first event",
+            scenario: "rebuild every projection from the first event".into(),
             command: String::new(),
             result: format!(
                 "{} events in **{secs:.1} s** ({} events/s; {per_million:.1} s per million)",
@@ -103,7 +103,7 @@ impl Suite {
         let cached = server.rss_mib()?;
         let cached_parts = (server.memory_mib("RssAnon")?, server.memory_mib("RssFile")?);
         Ok(Outcome {
-            scenario: "memory: resident set idle after start, and with every product cached",
+            scenario: "memory: resident set idle after start, and with every product cached".into(),
             command: String::new(),
             result: format!(
                 "idle **{idle:.0} MiB** (heap {:.0}, mapped files {:.0}); with {} products read once through the cache **{cached:.0} MiB** (heap {:.0}, mapped files {:.0})",

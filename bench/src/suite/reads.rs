@@ -14,7 +14,7 @@ impl Suite {
         let ratio = product.rps / baseline.rps;
         self.ceiling_rps = Some(product.rps);
         Ok(Outcome {
-            scenario: "query ceiling: GET /v1/products/{id}, cache hit, 256 connections",
+            scenario: "query ceiling: GET /v1/products/{id}, cache hit, 256 connections".into(),
             command: String::new(),
             result: format!(
                 "{} req/s, p50 {}, p99 {}, p99.9 {}, {} errors → **{ratio:.2}×**",
@@ -75,7 +75,7 @@ impl Suite {
             ),
         };
         Ok(Outcome {
-            scenario: "open loop: GET /v1/products/{id}, fixed rate, latency-corrected",
+            scenario: "open loop: GET /v1/products/{id}, fixed rate, latency-corrected".into(),
             command: String::new(),
             result: format!(
                 "at {} req/s: p50 {}, **p99 {}**, p99.9 {}; {knee_text}",
@@ -118,7 +118,7 @@ impl Suite {
         };
         let peak = *peak_rss.lock().expect("unpoisoned");
         Ok(Outcome {
-            scenario: "10,000 concurrent users: keep-alive connections, 20k req/s total",
+            scenario: "10,000 concurrent users: keep-alive connections, 20k req/s total".into(),
             command: String::new(),
             result: format!(
                 "{} connections at {} req/s offered: {} req/s, p50 {}, **p99 {}**, {} errors, RSS {peak:.0} MiB (idle {idle:.0} MiB)",
@@ -163,7 +163,7 @@ impl Suite {
         };
         let errors = spike.errors + probes.iter().map(|p| p.errors).sum::<u64>();
         Ok(Outcome {
-            scenario: "spike: 10× the base load for 30 s (GET /v1/products/{id}, open loop)",
+            scenario: "spike: 10× the base load for 30 s (GET /v1/products/{id}, open loop)".into(),
             command: String::new(),
             result: format!(
                 "base {} req/s (p99 {}); spike {} req/s offered, {} kept, p99 {}, **{errors} errors**; recovered (p99 ≤ {}) {} after the spike",

@@ -58,7 +58,9 @@ impl Suite {
             .collect::<Vec<_>>()
             .join("; ");
         Ok(Outcome {
-            scenario: "mixed commerce workload: browse 80 %, carts 15 %, checkout + pay 5 %, Zipf(1.0)",
+            scenario:
+                "mixed commerce workload: browse 80 %, carts 15 %, checkout + pay 5 %, Zipf(1.0)"
+                    .into(),
             command: String::new(),
             result: format!(
                 "{} users, {} products: {text}; {} req/s in all, errors {:.3} %, cache hit {:.1} %, RSS {rss:.0} MiB (heap {heap:.0})",
@@ -111,7 +113,7 @@ impl Suite {
             ),
         };
         Ok(Outcome {
-            scenario: "stress: mixed-workload users doubled until p99 > 200 ms or errors",
+            scenario: "stress: mixed-workload users doubled until p99 > 200 ms or errors".into(),
             command: String::new(),
             result,
             goal: "report the knee".into(),
@@ -159,7 +161,7 @@ impl Suite {
             get(last, "worst_p99_ms") / get(0, "worst_p99_ms"),
         );
         Ok(Outcome {
-            scenario: "soak: the mixed workload, minute by minute",
+            scenario: "soak: the mixed workload, minute by minute".into(),
             command: String::new(),
             result: format!(
                 "{} segments of {:.0} s: heap {:.0} → {:.0} MiB (×{heap_drift:.2}; RSS with mapped files {:.0} → {:.0} MiB), worst p99 {} → {} (×{p99_drift:.2}), {errors} errors",

@@ -14,6 +14,7 @@
 //! `docker-compose.yml`).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use prost::Message;
@@ -152,30 +153,86 @@ pub fn conflict_status(details: StreamRevisionConflictErrorDetails) -> tonic::St
 /// The streams service of one server.
 #[derive(Clone)]
 pub struct StreamsClient {
-    channel: Channel,
+    /// The node appends go to: the first one named, then the leader a
+    /// follower points at.
+    channel: Arc<RwLock<Channel>>,
+    connect: Arc<Connect>,
     authorization: Option<MetadataValue<Ascii>>,
 }
 
+/// Makes a channel to another node (`host`, `port`), for following the
+/// leader.
+type Connect = dyn Fn(&str, u32) -> Option<Channel> + Send + Sync;
+
+/// The leader a follower's refusal names, if it is one.
+pub fn not_leader(status: &tonic::Status) -> Option<(String, u32)> {
+    let metadata = status.metadata();
+    if metadata.get("exception").and_then(|v| v.to_str().ok()) != Some("not-leader") {
+        return None;
+    }
+    let host = metadata.get("leader-endpoint-host")?.to_str().ok()?;
+    let port = metadata
+        .get("leader-endpoint-port")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((host.to_string(), port))
+}
+
 impl StreamsClient {
-    /// A client on `channel`, authenticating with basic credentials.
-    pub fn new(channel: Channel, credentials: Option<(&str, &str)>) -> Self {
+    /// A client on `channel`, authenticating with basic credentials, that
+    /// follows a follower's pointer to the leader through `connect`.
+    pub fn new(
+        channel: Channel,
+        connect: impl Fn(&str, u32) -> Option<Channel> + Send + Sync + 'static,
+        credentials: Option<(&str, &str)>,
+    ) -> Self {
         let authorization = credentials.and_then(|(user, password)| {
             let token =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             MetadataValue::try_from(format!("Basic {token}")).ok()
         });
         Self {
-            channel,
+            channel: Arc::new(RwLock::new(channel)),
+            connect: Arc::new(connect),
             authorization,
         }
     }
 
-    /// Appends every request's records atomically.
+    /// Appends every request's records atomically. A follower refuses
+    /// (writing nothing) and names the leader; the append goes there once.
     pub async fn append_session(
         &self,
         requests: Vec<AppendRequest>,
     ) -> Result<AppendSessionResponse, tonic::Status> {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        match self.session(requests.clone()).await {
+            Err(status) => match not_leader(&status).and_then(|(host, port)| {
+                let channel = (self.connect)(&host, port)?;
+                Some(channel)
+            }) {
+                Some(leader) => {
+                    if let Ok(mut current) = self.channel.write() {
+                        *current = leader;
+                    }
+                    self.session(requests).await
+                }
+                None => Err(status),
+            },
+            answered => answered,
+        }
+    }
+
+    async fn session(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<AppendSessionResponse, tonic::Status> {
+        let channel = self
+            .channel
+            .read()
+            .map_err(|_| tonic::Status::internal("channel lock poisoned"))?
+            .clone();
+        let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready()
             .await
             .map_err(|e| tonic::Status::unavailable(format!("no connection: {e}")))?;
@@ -238,6 +295,8 @@ pub(crate) mod test_server {
         pub script: Arc<Mutex<Script>>,
         /// Answers `UNIMPLEMENTED`, as a server older than 25.1 does.
         pub old: bool,
+        /// Refuses as a follower would, naming this leader.
+        pub follower_of: Option<(String, u32)>,
     }
 
     impl NamedService for StreamsServer {
@@ -295,10 +354,21 @@ pub(crate) mod test_server {
         }
 
         fn call(&mut self, request: http::Request<B>) -> Self::Future {
-            let (script, old) = (self.script.clone(), self.old);
+            let (script, old, leader) = (self.script.clone(), self.old, self.follower_of.clone());
             Box::pin(async move {
                 if old || request.uri().path() != APPEND_SESSION {
                     return Ok(tonic::Status::unimplemented("no such method").into_http());
+                }
+                if let Some((host, port)) = leader {
+                    let mut status = tonic::Status::not_found("leader info available");
+                    let m = status.metadata_mut();
+                    m.insert("exception", "not-leader".parse().expect("ascii"));
+                    m.insert("leader-endpoint-host", host.parse().expect("ascii"));
+                    m.insert(
+                        "leader-endpoint-port",
+                        port.to_string().parse().expect("ascii"),
+                    );
+                    return Ok(status.into_http());
                 }
                 let codec =
                     tonic::codec::ProstCodec::<AppendSessionResponse, AppendRequest>::default();
@@ -310,6 +380,11 @@ pub(crate) mod test_server {
 
     /// Serves on a random local port; the client's channel to it.
     pub async fn start(server: StreamsServer) -> Channel {
+        start_at(server).await.0
+    }
+
+    /// Serves on a random local port; the channel and the port.
+    pub async fn start_at(server: StreamsServer) -> (Channel, u16) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a local port");
@@ -320,9 +395,10 @@ pub(crate) mod test_server {
                 .add_service(server)
                 .serve_with_incoming(incoming),
         );
-        Channel::from_shared(format!("http://{address}"))
+        let channel = Channel::from_shared(format!("http://{address}"))
             .expect("a valid uri")
-            .connect_lazy()
+            .connect_lazy();
+        (channel, address.port())
     }
 }
 
@@ -330,7 +406,7 @@ pub(crate) mod test_server {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::test_server::{Script, StreamsServer, start};
+    use super::test_server::{Script, StreamsServer, start, start_at};
     use super::*;
 
     fn record(id: &str) -> AppendRecord {
@@ -359,6 +435,7 @@ mod tests {
                 answer,
             })),
             old: false,
+            follower_of: None,
         }
     }
 
@@ -380,7 +457,11 @@ mod tests {
             position: 9_000,
         };
         let s = server(Some(Ok(answer.clone())));
-        let client = StreamsClient::new(start(s.clone()).await, Some(("admin", "changeit")));
+        let client = StreamsClient::new(
+            start(s.clone()).await,
+            |_: &str, _: u32| None,
+            Some(("admin", "changeit")),
+        );
         let requests = vec![
             AppendRequest {
                 stream: "order-1".into(),
@@ -413,7 +494,7 @@ mod tests {
             actual_revision: 5,
         };
         let s = server(Some(Err(conflict_status(details.clone()))));
-        let client = StreamsClient::new(start(s).await, None);
+        let client = StreamsClient::new(start(s).await, |_: &str, _: u32| None, None);
         let refused = client
             .append_session(vec![AppendRequest {
                 stream: "inventory-A".into(),
@@ -434,21 +515,67 @@ mod tests {
     #[tokio::test]
     async fn an_empty_session_tells_whether_the_server_has_it() {
         let s = server(None);
-        let client = StreamsClient::new(start(s.clone()).await, None);
+        let client = StreamsClient::new(start(s.clone()).await, |_: &str, _: u32| None, None);
         assert!(client.supports_append_session().await.unwrap());
         assert!(
             s.script.lock().unwrap().received[0].1.is_empty(),
             "the probe sends no records"
         );
         let old = StreamsServer { old: true, ..s };
-        let client = StreamsClient::new(start(old).await, None);
+        let client = StreamsClient::new(start(old).await, |_: &str, _: u32| None, None);
         assert!(!client.supports_append_session().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_follower_sends_the_append_to_the_leader_it_names() {
+        let answer = AppendSessionResponse {
+            output: vec![],
+            position: 1,
+        };
+        let leader = server(Some(Ok(answer.clone())));
+        let (_, leader_port) = start_at(leader.clone()).await;
+        let follower = StreamsServer {
+            follower_of: Some(("127.0.0.1".into(), u32::from(leader_port))),
+            ..server(None)
+        };
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let client = StreamsClient::new(
+            start(follower.clone()).await,
+            move |host: &str, port: u32| {
+                seen.lock().unwrap().push((host.to_string(), port));
+                Some(
+                    Channel::from_shared(format!("http://{host}:{port}"))
+                        .ok()?
+                        .connect_lazy(),
+                )
+            },
+            None,
+        );
+        let request = AppendRequest {
+            stream: "order-1".into(),
+            records: vec![record("a")],
+            expected_revision: Some(-1),
+        };
+        assert_eq!(
+            client.append_session(vec![request.clone()]).await.unwrap(),
+            answer
+        );
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [("127.0.0.1".to_string(), u32::from(leader_port))]
+        );
+        assert_eq!(leader.script.lock().unwrap().received[0].1, [request]);
+        assert!(
+            follower.script.lock().unwrap().received.is_empty(),
+            "the follower wrote nothing"
+        );
     }
 
     #[tokio::test]
     async fn an_unreachable_server_is_an_error_not_an_answer() {
         let nobody = Channel::from_static("http://127.0.0.1:9").connect_lazy();
-        let client = StreamsClient::new(nobody, None);
+        let client = StreamsClient::new(nobody, |_: &str, _: u32| None, None);
         let failed = client.supports_append_session().await.unwrap_err();
         assert_eq!(failed.code(), Code::Unavailable);
     }

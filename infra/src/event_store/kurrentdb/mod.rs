@@ -25,6 +25,9 @@
 //!   never read.
 //! - **Failures**: an unreachable server, a leader change or a timeout is
 //!   `StoreError::Unavailable`; the client reconnects on the next call.
+//!   Multi-stream appends go to the first node the connection string
+//!   names; a follower refuses them (writing nothing) and names the
+//!   leader, where they go from then on.
 
 pub mod append_session;
 pub mod codec;
@@ -98,21 +101,37 @@ impl KurrentDbEventStore {
         let mut channel = tonic::transport::Channel::builder(uri.clone())
             .connect_timeout(DEADLINE)
             .timeout(DEADLINE);
-        if settings.is_secure_mode_enabled() {
+        let tls = if settings.is_secure_mode_enabled() {
             let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
             if let Some(ca) = settings.tls_ca_file() {
                 let pem = std::fs::read(ca).map_err(|e| StoreError::Unavailable(cause(e)))?;
                 tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
             }
             channel = channel
-                .tls_config(tls)
+                .tls_config(tls.clone())
                 .map_err(|e| StoreError::Unavailable(cause(e)))?;
-        }
+            Some(tls)
+        } else {
+            None
+        };
+        // A follower refusing an append names the leader: a channel to it.
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let follow = move |host: &str, port: u32| {
+            let mut leader =
+                tonic::transport::Channel::from_shared(format!("{scheme}://{host}:{port}"))
+                    .ok()?
+                    .connect_timeout(DEADLINE)
+                    .timeout(DEADLINE);
+            if let Some(tls) = &tls {
+                leader = leader.tls_config(tls.clone()).ok()?;
+            }
+            Some(leader.connect_lazy())
+        };
         let client = Client::new(settings)
             .map_err(|e| StoreError::Unavailable(cause(format!("the KurrentDB client: {e}"))))?;
         Ok(Self {
             client,
-            streams: StreamsClient::new(channel.connect_lazy(), credentials(&options.url)),
+            streams: StreamsClient::new(channel.connect_lazy(), follow, credentials(&options.url)),
             namespace: Namespace::new(options.namespace.clone()),
             server,
         })

@@ -12,6 +12,14 @@ command -v cargo >/dev/null || { echo "cargo is needed: install Rust from rustup
 # independent Kafka implementation). Building it takes 10-20 minutes once.
 command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 
+# The compose files are checked against the Compose Specification's schema
+# (there may be no Docker engine to ask); the validator comes from PyPI.
+python3 -m check_jsonschema --version >/dev/null 2>&1 ||
+    python3 -m pip install --quiet --user check-jsonschema ||
+    python3 -m pip install --quiet --user --break-system-packages check-jsonschema
+python3 -m check_jsonschema --builtin-schema vendor.compose-spec \
+    docker-compose.yml docker-compose.embedded.yml
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked

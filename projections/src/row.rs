@@ -10,6 +10,11 @@
 //! delete leaves a tombstone with its version, so a replayed older write
 //! cannot bring the row back. This is ScyllaDB's per-cell last-write-wins
 //! with event revisions as write timestamps.
+//!
+//! A version names one write: the same version comes again only as a
+//! replay of the same event, with the same value. Two different values
+//! under one version would be a projection's bug, and stores may keep
+//! either (ScyllaDB breaks such a tie by comparing the values).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,6 +38,12 @@ impl Json {
 
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.0.get())
+    }
+
+    /// JSON text as it is, checked but not parsed into a tree (a store
+    /// reading back what it kept).
+    pub fn from_text(text: String) -> Result<Json, serde_json::Error> {
+        RawValue::from_string(text).map(Json)
     }
 
     /// The JSON text.

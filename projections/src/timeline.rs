@@ -30,9 +30,10 @@ pub struct MinuteDoc {
     pub first_position: u64,
 }
 
-/// Versions fall from here as positions grow (kept below 2^62, so they
-/// fit the signed 64-bit write timestamps of ScyllaDB).
-const FIRST_WINS_BASE: u64 = 1 << 62;
+/// Versions fall from here as positions grow. Kept well below the largest
+/// version a store holds (ScyllaDB's write timestamps are twice a version,
+/// in a signed 64-bit integer: see its adapter's `MAX_VERSION`).
+const FIRST_WINS_BASE: u64 = 1 << 60;
 
 /// The version under which an event at `position` writes its minute: the
 /// smaller the position, the newer the version, so the first event wins.
@@ -71,7 +72,8 @@ impl Projection for Timeline {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: versions fall from 2^60 rather than 2^62.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {

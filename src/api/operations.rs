@@ -242,22 +242,35 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "live"}))
 }
 
+/// Ready when both stores answer (within two seconds each): the body says
+/// how each is, so an operator sees which one a 503 waits for.
 async fn ready(app: web::Data<App>) -> HttpResponse {
-    let check = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        app.history.head_position(),
+    use shopstream_infra::error::Report;
+    let limit = std::time::Duration::from_secs(2);
+    let (events, read) = futures::join!(
+        tokio::time::timeout(limit, app.history.head_position()),
+        tokio::time::timeout(limit, app.queries.registered()),
     );
-    match check.await {
-        Ok(Ok(position)) => HttpResponse::Ok().json(serde_json::json!({
-            "status": "ready",
-            "event_store": {"head_position": position},
-        })),
-        Ok(Err(e)) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
-            "status": "unavailable",
-            "event_store": shopstream_infra::error::Report(&e).to_string(),
-        })),
-        Err(_) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "unavailable", "event_store": "timed out"})),
+    let (events_ok, event_store) = match events {
+        Ok(Ok(position)) => (true, serde_json::json!({"head_position": position})),
+        Ok(Err(e)) => (false, serde_json::json!(Report(&e).to_string())),
+        Err(_) => (false, serde_json::json!("timed out")),
+    };
+    let (read_ok, read_store) = match read {
+        Ok(Ok(projections)) => (true, serde_json::json!({"projections": projections})),
+        Ok(Err(e)) => (false, serde_json::json!(Report(&e).to_string())),
+        Err(_) => (false, serde_json::json!("timed out")),
+    };
+    let ready = events_ok && read_ok;
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "event_store": event_store,
+        "read_store": read_store,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

@@ -30,6 +30,7 @@ use secrecy::ExposeSecret;
 use shopstream_domain::values::{Currency, Email};
 use shopstream_infra::crypto::password::PasswordHasher;
 use shopstream_infra::crypto::token::TokenIssuer;
+use shopstream_infra::read_store::ReadStoreError;
 use shopstream_infra::runner::ProjectionRunner;
 use shopstream_projections::Projection;
 
@@ -40,8 +41,8 @@ pub use commands::CommandError;
 use commands::aggregates::AggregateCache;
 use commands::{CommandService, RetryPolicy};
 use operations::Operations;
-use queries::QueryService;
 use queries::history::History;
+use queries::{QueryError, QueryService};
 pub use stores::{Stores, open_stores};
 
 /// Everything a request handler needs, built once per process.
@@ -88,10 +89,12 @@ impl App {
             std::time::Duration::from_millis(settings.queries.consistency_wait_ms),
             metrics.clone(),
         ));
-        queries
-            .refresh_routing()
-            .await
-            .context("reading the projection registry")?;
+        match queries.refresh_routing().await {
+            Ok(()) => {}
+            // Read later, when the read store can be reached.
+            Err(QueryError::Store(ReadStoreError::Unavailable(_))) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("reading the projection registry")),
+        }
         Ok(App {
             auth: AuthService::new(hasher, tokens, aggregates),
             commands,

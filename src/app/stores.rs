@@ -9,9 +9,9 @@ use shopstream_infra::event_store::{
     EventStore, KurrentDbEventStore, KurrentDbOptions, SqliteEventStore, SqliteEventStoreOptions,
     StoreError,
 };
-use shopstream_infra::read_store::{ReadSide, SqliteReadStore};
+use shopstream_infra::read_store::{ReadSide, ReadStoreError, ScyllaReadStore, SqliteReadStore};
 
-use crate::config::{EventStoreKind, Settings};
+use crate::config::{EventStoreKind, ReadStoreKind, Settings};
 
 /// The stores the settings name: the event store and the read side's
 /// three ports.
@@ -21,7 +21,9 @@ pub struct Stores {
     pub read: ReadSide,
 }
 
-/// Opens the stores the settings name and registers every projection.
+/// Opens the stores the settings name and registers every projection (a
+/// read store that cannot be reached yet is registered in by the runners
+/// once it can).
 pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     let events: Arc<dyn EventStore> = match settings.event_store {
         EventStoreKind::Sqlite => Arc::new(
@@ -36,15 +38,41 @@ pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
         ),
         EventStoreKind::Kurrentdb => Arc::new(connect_kurrentdb(settings).await?),
     };
-    let read = ReadSide::of(
-        SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
-    );
+    let read = match settings.read_store {
+        ReadStoreKind::Sqlite => ReadSide::of(
+            SqliteReadStore::open(settings.read_store_path()).context("opening the read store")?,
+        ),
+        ReadStoreKind::Scylla => ReadSide::of(connect_scylla(settings).await?),
+    };
     for p in shopstream_projections::all() {
-        read.register(p.name(), p.version(), p.tables())
-            .await
-            .with_context(|| format!("registering projection {}", p.name()))?;
+        match read.register(p.name(), p.version(), p.tables()).await {
+            Ok(_) => {}
+            Err(ReadStoreError::Unavailable(_)) => break,
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("registering projection {}", p.name()))
+                );
+            }
+        }
     }
     Ok(Stores { events, read })
+}
+
+/// ScyllaDB as the settings name it. A cluster that cannot be reached yet
+/// is waited for (queries answer 503 meanwhile); settings it cannot use
+/// are refused now.
+async fn connect_scylla(settings: &Settings) -> anyhow::Result<ScyllaReadStore> {
+    let store =
+        ScyllaReadStore::new(settings.scylla_options()?).context("the ScyllaDB settings")?;
+    match store.connect().await {
+        Ok(()) => {}
+        Err(e @ ReadStoreError::Unavailable(_)) => tracing::warn!(
+            error = %shopstream_infra::error::Report(&e),
+            "ScyllaDB cannot be reached yet; waiting for it (queries answer 503 meanwhile)"
+        ),
+        Err(e) => return Err(anyhow::Error::new(e).context("preparing the ScyllaDB keyspace")),
+    }
+    Ok(store)
 }
 
 /// KurrentDB as the settings name it. A server that cannot be reached yet

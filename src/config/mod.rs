@@ -3,6 +3,7 @@
 //! `SHOPSTREAM_…` environment variables (`__` separates a section from its
 //! key). Secrets are held in a type that never prints.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shopstream_infra::Durability;
 use shopstream_infra::crypto::password::HashCost;
+use shopstream_infra::read_store::ScyllaOptions;
 
 const DEFAULTS: &str = include_str!("default.toml");
 
@@ -26,6 +28,12 @@ pub struct Settings {
     /// With `event_store = "kurrentdb"`: the server's connection string.
     pub kurrentdb_url: SecretString,
     pub kurrentdb: KurrentDbSettings,
+    pub read_store: ReadStoreKind,
+    /// With `read_store = "scylla"`: contact points, `host:port` separated
+    /// by commas.
+    pub scylla_nodes: String,
+    pub scylla_keyspace: String,
+    pub scylla: ScyllaSettings,
     pub feed: FeedKind,
     pub kafka_brokers: String,
     pub kafka_topic_prefix: String,
@@ -58,6 +66,36 @@ pub struct KurrentDbSettings {
     /// runs) share one server without meeting.
     #[serde(default)]
     pub namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadStoreKind {
+    Sqlite,
+    Scylla,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScyllaSettings {
+    /// Copies in every datacenter when the keyspace is created here.
+    pub replication_factor: u32,
+    /// Copies per datacenter instead (name = copies).
+    #[serde(default)]
+    pub datacenters: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default, deserialize_with = "lenient::secret")]
+    pub password: Option<SecretString>,
+    /// TLS to the nodes, trusting this CA (PEM).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    pub consistency: String,
+    pub serial_consistency: String,
+    /// Prefer this datacenter's nodes (empty: any).
+    #[serde(default)]
+    pub local_datacenter: String,
+    pub request_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -177,6 +215,9 @@ impl Settings {
                 "kafka.partitions and kafka.replication must be at least 1".into(),
             ));
         }
+        if self.read_store == ReadStoreKind::Scylla {
+            self.scylla_options()?;
+        }
         if self.commands.max_attempts == 0 {
             return Err(ConfigError::Invalid(
                 "commands.max_attempts must be at least 1".into(),
@@ -202,6 +243,55 @@ impl Settings {
 
     pub fn read_store_path(&self) -> PathBuf {
         self.data_dir.join("read.sqlite")
+    }
+
+    /// ScyllaDB as the settings describe it.
+    pub fn scylla_options(&self) -> Result<ScyllaOptions, ConfigError> {
+        use shopstream_infra::read_store::scylla::{
+            Replication, parse_consistency, parse_serial_consistency,
+        };
+        let s = &self.scylla;
+        let invalid = |key: &str, why: String| ConfigError::Invalid(format!("{key}: {why}"));
+        let nodes: Vec<String> = self
+            .scylla_nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        if nodes.is_empty() {
+            return Err(invalid("scylla_nodes", "no node named".into()));
+        }
+        let credentials = match (&s.user, &s.password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "scylla.user",
+                    "scylla.user and scylla.password go together".into(),
+                ));
+            }
+        };
+        let options = ScyllaOptions {
+            nodes,
+            keyspace: self.scylla_keyspace.clone(),
+            replication: Replication {
+                factor: s.replication_factor,
+                datacenters: s.datacenters.clone(),
+            },
+            credentials,
+            tls_ca_file: s.ca_file.clone(),
+            consistency: parse_consistency(&s.consistency)
+                .map_err(|e| invalid("scylla.consistency", e))?,
+            serial_consistency: parse_serial_consistency(&s.serial_consistency)
+                .map_err(|e| invalid("scylla.serial_consistency", e))?,
+            local_datacenter: Some(s.local_datacenter.clone()).filter(|dc| !dc.is_empty()),
+            request_timeout: Duration::from_millis(s.request_timeout_ms),
+            connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+        };
+        shopstream_infra::read_store::ScyllaReadStore::new(options.clone())
+            .map_err(|e| invalid("scylla", e.to_string()))?;
+        Ok(options)
     }
 
     /// Kafka as the settings describe it.
@@ -332,6 +422,42 @@ mod tests {
         let lone = Figment::from(Toml::string(DEFAULTS))
             .merge(Serialized::default("admin_email", "a@b.co"));
         assert!(Settings::from_figment(lone).is_err());
+    }
+
+    #[test]
+    fn scylla_settings_are_checked_when_the_read_store_is_scylla() {
+        let with = |key: &str, value: &str| {
+            Figment::from(Toml::string(DEFAULTS))
+                .merge(Serialized::default("read_store", "scylla"))
+                .merge(Serialized::default(key, value))
+        };
+        for (key, value, said) in [
+            ("scylla.consistency", "sometimes", "scylla.consistency"),
+            (
+                "scylla.serial_consistency",
+                "quorum",
+                "scylla.serial_consistency",
+            ),
+            ("scylla_keyspace", "Bad-Name", "keyspace \"Bad-Name\""),
+            ("scylla_nodes", " , ", "scylla_nodes"),
+            ("scylla.user", "shop", "scylla.password"),
+        ] {
+            let err = Settings::from_figment(with(key, value))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(said), "{key}: {err}");
+        }
+        let s = Settings::from_figment(with("scylla_nodes", "a:9042, b:9042")).unwrap();
+        let options = s.scylla_options().unwrap();
+        assert_eq!(options.nodes, ["a:9042", "b:9042"]);
+        assert_eq!(options.replication.factor, 3);
+        assert_eq!(options.local_datacenter, None);
+        let embedded = Figment::from(Toml::string(DEFAULTS))
+            .merge(Serialized::default("scylla.consistency", "sometimes"));
+        assert!(
+            Settings::from_figment(embedded).is_ok(),
+            "unused ScyllaDB settings are not in the way"
+        );
     }
 
     #[test]

@@ -111,6 +111,25 @@ pub fn settings_with(dir: &Path, overrides: &[(&str, Value)]) -> Settings {
                 ),
             ));
     }
+    // With a ScyllaDB cluster to test against, the read side lives there,
+    // each data directory in a keyspace of its own.
+    if let Some(nodes) = shopstream_testkit::servers::scylla_nodes() {
+        let name = dir.file_name().map_or_else(String::new, |n| {
+            n.to_string_lossy()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        });
+        figment = figment
+            .merge(Serialized::default("read_store", "scylla"))
+            .merge(Serialized::default("scylla_nodes", nodes.join(",")))
+            .merge(Serialized::default(
+                "scylla_keyspace",
+                format!("api_{name}"),
+            ))
+            .merge(Serialized::default("scylla.replication_factor", 1));
+    }
     for (key, value) in overrides {
         figment = figment.merge(Serialized::default(key, value));
     }

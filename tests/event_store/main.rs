@@ -52,16 +52,10 @@ impl Fixture {
     /// a namespace of its own; `None` (said once) when it names none.
     pub async fn kurrentdb() -> Option<Fixture> {
         let Some(url) = kurrentdb_url() else {
-            static SAID: std::sync::Once = std::sync::Once::new();
-            // Straight to stderr: the test harness keeps what `eprintln!`
-            // says to itself unless a test fails.
-            SAID.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: the KurrentDB contract run (set SHOPSTREAM_TEST_KURRENTDB to a server's connection string)"
-                );
-            });
+            shopstream_testkit::servers::say_skipped(
+                "the KurrentDB contract run",
+                "SHOPSTREAM_TEST_KURRENTDB",
+            );
             return None;
         };
         let options = KurrentDbOptions {

@@ -49,10 +49,25 @@ pub struct SuiteArgs {
     /// embedded store's (`<scenario>-kurrentdb.json`).
     #[arg(long)]
     pub event_store: Option<String>,
+    /// Measure the query ceiling, open-loop, lag and rebuild scenarios
+    /// with the read models in this ScyllaDB cluster
+    /// (`scylla://host:9042[,host:9042…]`), each run in a keyspace of its
+    /// own with one copy; their results are kept apart
+    /// (`<scenario>-scylla.json`).
+    #[arg(long)]
+    pub read_store: Option<String>,
 }
 
 /// The scenarios that run on a KurrentDB server as well.
 const ON_KURRENTDB: [Scenario; 3] = [Scenario::Appends, Scenario::HotSku, Scenario::Lag];
+
+/// The scenarios that run with the read models in ScyllaDB as well.
+const ON_SCYLLA: [Scenario; 4] = [
+    Scenario::Ceiling,
+    Scenario::OpenLoop,
+    Scenario::Lag,
+    Scenario::Rebuild,
+];
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -197,14 +212,18 @@ struct Suite {
 
 pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let plan = Plan::new(&args);
-    let candidates: Vec<Scenario> = match &args.event_store {
-        Some(_) => ON_KURRENTDB.to_vec(),
-        None => ALL.to_vec(),
+    let (candidates, flag): (Vec<Scenario>, &str) = match (&args.event_store, &args.read_store) {
+        (Some(_), Some(_)) => bail!("measure one production engine at a time"),
+        (Some(_), None) => (ON_KURRENTDB.to_vec(), "--event-store"),
+        (None, Some(_)) => (ON_SCYLLA.to_vec(), "--read-store"),
+        (None, None) => (ALL.to_vec(), ""),
     };
     if let Some(other) = args.only.iter().find(|s| !candidates.contains(s)) {
+        let names: Vec<&str> = candidates.iter().map(|s| s.name()).collect();
         bail!(
-            "{} does not run with --event-store (only appends, hot-sku and lag do)",
-            other.name()
+            "{} does not run with {flag} (only {} do)",
+            other.name(),
+            names.join(", ")
         );
     }
     let scenarios: Vec<Scenario> = if args.only.is_empty() {
@@ -265,6 +284,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
             [
                 (s, s.name().to_string()),
                 (s, format!("{}-kurrentdb", s.name())),
+                (s, format!("{}-scylla", s.name())),
             ]
         })
         .filter_map(|(s, name)| {
@@ -439,19 +459,45 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 impl Suite {
     fn command(&self, scenario: Scenario) -> String {
         let smoke = if self.plan.smoke { " --smoke" } else { "" };
-        let store = if self.args.event_store.is_some() {
-            " --event-store kurrentdb://…"
-        } else {
-            ""
+        let store = match (&self.args.event_store, &self.args.read_store) {
+            (Some(_), _) => " --event-store kurrentdb://…",
+            (_, Some(_)) => " --read-store scylla://…",
+            _ => "",
         };
         format!("bench/run.sh{smoke}{store} --only {}", scenario.name())
     }
 
-    /// The name of a scenario's result file: apart for KurrentDB's.
+    /// The name of a scenario's result file: apart for KurrentDB's and
+    /// ScyllaDB's.
     fn file_name(&self, scenario: Scenario) -> String {
-        match self.args.event_store {
-            Some(_) => format!("{}-kurrentdb", scenario.name()),
-            None => scenario.name().to_string(),
+        match (&self.args.event_store, &self.args.read_store) {
+            (Some(_), _) => format!("{}-kurrentdb", scenario.name()),
+            (_, Some(_)) => format!("{}-scylla", scenario.name()),
+            _ => scenario.name().to_string(),
+        }
+    }
+
+    /// The environment that puts a process's read models in the ScyllaDB
+    /// cluster, in a fresh keyspace (none without `--read-store`).
+    fn read_store_env(&self, scenario: Scenario) -> Vec<(&'static str, String)> {
+        match &self.args.read_store {
+            Some(url) => vec![
+                ("SHOPSTREAM_READ_STORE", "scylla".into()),
+                (
+                    "SHOPSTREAM_SCYLLA_NODES",
+                    url.trim_start_matches("scylla://").to_string(),
+                ),
+                (
+                    "SHOPSTREAM_SCYLLA_KEYSPACE",
+                    format!(
+                        "bench_{}_{}",
+                        scenario.name().replace('-', "_"),
+                        &uuid::Uuid::new_v4().simple().to_string()[..12]
+                    ),
+                ),
+                ("SHOPSTREAM_SCYLLA__REPLICATION_FACTOR", "1".into()),
+            ],
+            None => vec![],
         }
     }
 
@@ -496,12 +542,17 @@ impl Suite {
         if self.args.event_store.is_some() {
             outcome.scenario = format!("{} — KurrentDB", outcome.scenario);
         }
+        if self.args.read_store.is_some() {
+            outcome.scenario = format!("{} — ScyllaDB", outcome.scenario);
+        }
         Ok(outcome)
     }
 
     async fn server(&self, scenario: Scenario) -> anyhow::Result<Server> {
         let dir = fresh_copy(&self.seeded, scenario.name())?;
-        Server::serve(&dir, free_port()?).await
+        // With the read models in ScyllaDB, the server projects the seeded
+        // history into a fresh keyspace before it counts as started.
+        Server::serve_with(&dir, free_port()?, &self.read_store_env(scenario)).await
     }
 
     /// A product's URL, its answer already cached.

@@ -51,6 +51,7 @@ impl Suite {
         let status = Command::new(load::shopstream()?)
             .args(["projections", "rebuild", "all"])
             .env("SHOPSTREAM_DATA_DIR", &dir)
+            .envs(self.read_store_env(Scenario::Rebuild))
             .env("SHOPSTREAM_LOG__FILTER", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

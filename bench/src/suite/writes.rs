@@ -256,6 +256,7 @@ impl Suite {
             .arg(&file)
             .env("SHOPSTREAM_DATA_DIR", &dir)
             .envs(self.event_store_env(Scenario::Lag))
+            .envs(self.read_store_env(Scenario::Lag))
             .status()
             .await?;
         if !status.success() {

@@ -25,6 +25,7 @@
 //! cleanly. [`ReadSide`] holds the three ports and does what spans them
 //! (tables created with their generation, dropped with it).
 
+pub mod scylla;
 mod sqlite;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 pub use shopstream_projections::{Row, RowKey};
 
+pub use scylla::{ScyllaOptions, ScyllaReadStore};
 pub use sqlite::SqliteReadStore;
 
 use crate::error::Cause;

@@ -290,20 +290,33 @@ impl ProjectionRunner {
     /// failed. Transient store errors are retried with a pause. Stopping
     /// anywhere is safe: rows are durable before their checkpoint.
     pub async fn run(self, stop: CancellationToken) {
+        // Pauses double while a store stays away, up to ten seconds.
+        const FIRST_PAUSE: Duration = Duration::from_millis(500);
+        let mut pause = FIRST_PAUSE;
         loop {
+            let started = std::time::Instant::now();
             let step = tokio::select! {
                 step = self.step() => step,
                 _ = stop.cancelled() => return,
             };
-            if let Err(e) = step {
-                tracing::warn!(
-                    projection = self.name(),
-                    error = %crate::error::Report(&e),
-                    "projection runner retrying"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stop.cancelled() => return,
+            // A step that ran a while was no quick failure: start over.
+            if step.is_ok() || started.elapsed() > Duration::from_secs(30) {
+                pause = FIRST_PAUSE;
+            }
+            match step {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        projection = self.name(),
+                        error = %crate::error::Report(&e),
+                        retry_in_ms = pause.as_millis() as u64,
+                        "projection runner retrying"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(10));
                 }
             }
         }

@@ -185,6 +185,12 @@ impl QueryService {
 
     /// Learns every projection's live generation and checkpoint from the
     /// registry (at start, and when a table turned out to be gone).
+    /// How many projections the read store's registry holds: whether it
+    /// answers (readiness).
+    pub async fn registered(&self) -> Result<usize, ReadStoreError> {
+        Ok(self.registry.projections().await?.len())
+    }
+
     pub async fn refresh_routing(&self) -> Result<(), QueryError> {
         for record in self.registry.projections().await? {
             if let Ok(mut routing) = self.routing.write() {

@@ -9,7 +9,10 @@
 //!   through every projection in memory) and how a store is compared to it.
 //! - [`harness`]: a pair of embedded stores, live runners that report their
 //!   progress over a channel, and waiting for them.
+//! - [`servers`]: the ScyllaDB cluster the tests may use, and saying when
+//!   they skip it.
 
 pub mod harness;
 pub mod reference;
+pub mod servers;
 pub mod shop;

@@ -15,7 +15,7 @@ use super::extract::Caller;
 use super::problem::ApiError;
 use super::read;
 use crate::app::App;
-use crate::app::queries::history::Range;
+use crate::app::queries::history::{Range, Start};
 use crate::app::queries::reports;
 
 pub fn v1_routes(cfg: &mut web::ServiceConfig) {
@@ -163,10 +163,12 @@ async fn live_events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let after = resume.or(query.from_position.map(|p| p.saturating_sub(1)));
+    let start = resume
+        .map(Start::After)
+        .or(query.from_position.map(Start::At));
     let tail = app
         .history
-        .live(after, filter_of(&query.types, &query.stream_prefix))
+        .live(start, filter_of(&query.types, &query.stream_prefix))
         .await?;
     let events = futures::stream::unfold(tail, |mut tail| async move {
         let next = tokio::time::timeout(Duration::from_secs(15), tail.next()).await;

@@ -215,6 +215,13 @@ impl Settings {
                 "kafka.partitions and kafka.replication must be at least 1".into(),
             ));
         }
+        let namespace = &self.kurrentdb.namespace;
+        if !namespace.is_empty() && !namespace.ends_with('.') {
+            return Err(ConfigError::Invalid(format!(
+                "kurrentdb.namespace {namespace:?} must end with a dot, so no namespace is \
+                 the start of another's stream names"
+            )));
+        }
         if self.read_store == ReadStoreKind::Scylla {
             self.scylla_options()?;
         }
@@ -410,6 +417,7 @@ mod tests {
             ("currency", "EURO"),
             ("jwt_secret", "short"),
             ("durability", "sometimes"),
+            ("kurrentdb.namespace", "tenant1"),
         ] {
             let figment =
                 Figment::from(Toml::string(DEFAULTS)).merge(Serialized::default(key, value));

@@ -405,6 +405,49 @@ macro_rules! event_store_contract {
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_filtered_subscription_hears_that_all_moved_past_what_it_does_not_want() {
+            // Read-your-writes waits for a command's last position, which
+            // is often an event no projection wants.
+            let Some(f) = fixture().await else { return };
+            let s = f.store.clone();
+            let start = s.head_position().await.unwrap();
+            let mut sub = s
+                .subscribe_all(start, EventFilter { types: vec!["OrderPlaced".into()], stream_prefix: None })
+                .await
+                .unwrap();
+            let unwanted = append_to(&s, "cart-9", ExpectedRevision::Any, vec![event("CartCreated", 1)]).await.unwrap();
+            let mut scanned = start;
+            while scanned < unwanted.position {
+                let slice = tokio::time::timeout(PATIENCE, sub.next())
+                    .await
+                    .expect("the subscription reports progress past an unwanted event")
+                    .unwrap();
+                assert!(slice.events.is_empty(), "{:?}", slice.events);
+                scanned = slice.scanned_to;
+            }
+        }
+
+        #[tokio::test]
+        async fn reading_from_an_events_position_starts_at_that_event() {
+            let Some(f) = fixture().await else { return };
+            let s = &f.store;
+            for i in 0..4 {
+                append_to(s, &format!("order-{i}"), ExpectedRevision::Any, events(2)).await.unwrap();
+            }
+            let all = read_all_events(s).await;
+            for e in &all {
+                let after = s.preceding(e.position).await.unwrap();
+                assert!(after < e.position);
+                let first = s.read_all(after, &EventFilter::default(), 1).await.unwrap();
+                assert_eq!(
+                    first.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+                    [e.position],
+                    "a read after what precedes an event starts at it"
+                );
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn a_subscriber_on_another_handle_sees_new_events() {
             let Some(f) = fixture().await else { return };
             let writer = f.store.clone();

@@ -317,6 +317,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// The position of the last event in `$all` (0 when empty).
     async fn head_position(&self) -> Result<u64, StoreError>;
 
+    /// Where to read or subscribe "after" so that the first event is the
+    /// one at `position` (an event's position, as this store gave it): the
+    /// position of the event before it, or 0. Positions may have gaps and
+    /// a networked store may only start at its own positions, so
+    /// `position - 1` is not that in general. An embedded store starts
+    /// anywhere: the default is `position - 1`.
+    async fn preceding(&self, position: u64) -> Result<u64, StoreError> {
+        Ok(position.saturating_sub(1))
+    }
+
     /// How many events `$all` holds after position `after`, counting at
     /// most `cap` of them (a networked store counts by reading): how far a
     /// reader at `after` is behind, in events.

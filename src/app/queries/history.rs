@@ -22,6 +22,15 @@ use crate::app::redaction::redact;
 /// Events read from `$all` per page of an export.
 const EXPORT_PAGE: u64 = 4096;
 
+/// Where a read of `$all` begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// After this position (one the store gave, or 0).
+    After(u64),
+    /// At the event at this position.
+    At(u64),
+}
+
 /// Reads the event store for analysts.
 pub struct History {
     events: Arc<dyn EventStore>,
@@ -107,9 +116,21 @@ impl History {
         })
     }
 
+    /// The position to read `$all` after, for a start.
+    pub async fn after(&self, start: Start) -> Result<u64, QueryError> {
+        Ok(match start {
+            Start::After(after) => after,
+            Start::At(0) => 0,
+            Start::At(position) => self.events.preceding(position).await?,
+        })
+    }
+
     /// Where an export starts: after this position.
     async fn start(&self, range: &Range) -> Result<u64, QueryError> {
-        let mut after = range.from_position.unwrap_or(1).saturating_sub(1);
+        let mut after = match range.from_position {
+            Some(from) => self.after(Start::At(from)).await?,
+            None => 0,
+        };
         if let Some(from) = range.from_time {
             let first = self
                 .events
@@ -118,7 +139,8 @@ impl History {
                 .events
                 .first()
                 .map(|e| e.recorded_at);
-            after = after.max(timeline::position_before(&self.queries, from, first).await?);
+            let start = timeline::start_at(&self.queries, from, first).await?;
+            after = after.max(self.after(start).await?);
         }
         Ok(after)
     }
@@ -143,7 +165,11 @@ impl History {
                     Ok(slice) => slice,
                     Err(e) => return Some((Err(QueryError::from(e)), None)),
                 };
-                let mut done = slice.events.is_empty();
+                // A filtered page may come back empty before the end (a
+                // networked store stops scanning for matches at a bound):
+                // the export ends when a page neither holds events nor
+                // moves.
+                let mut done = slice.events.is_empty() && slice.scanned_to <= after;
                 let mut out = Vec::with_capacity(slice.events.len());
                 for event in slice.events {
                     let past_end = range.to_position.is_some_and(|p| event.position > p)
@@ -168,14 +194,14 @@ impl History {
         Ok(Box::pin(pages))
     }
 
-    /// A live tail of `$all` from just after `after` (`None`: from now).
+    /// A live tail of `$all` from `start` (`None`: from now).
     pub async fn live(
         &self,
-        after: Option<u64>,
+        start: Option<Start>,
         filter: EventFilter,
     ) -> Result<LiveTail, QueryError> {
-        let after = match after {
-            Some(p) => p,
+        let after = match start {
+            Some(start) => self.after(start).await?,
             None => self.events.head_position().await?,
         };
         Ok(LiveTail(self.events.subscribe_all(after, filter).await?))

@@ -7,32 +7,31 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use shopstream_projections::timeline::{MinuteDoc, TIMELINE_BY_MINUTE, minute_key, next_month};
 
+use super::history::Start;
 use super::{Answer, QueryError, QueryService, decode, doc};
 
 pub const PROJECTION: &str = "timeline";
 
-/// The position to read `$all` after so that no event recorded at or after
-/// `time` is missed: just before the first such event the timeline knows
-/// of, and never past what the timeline has seen (events it has not
-/// applied yet may be earlier). Readers skip the events before `time` that
-/// the minute's granularity lets through. `first_event` is when `$all`
-/// begins (`None`: it is empty), so a search never looks at months before
-/// it.
-pub async fn position_before(
+/// Where to read `$all` from so that no event recorded at or after `time`
+/// is missed: at the first such event the timeline knows of, and never
+/// past what the timeline has seen (events it has not applied yet may be
+/// earlier). Readers skip the events before `time` that the minute's
+/// granularity lets through. `first_event` is when `$all` begins (`None`:
+/// it is empty), so a search never looks at months before it.
+pub async fn start_at(
     q: &QueryService,
     time: DateTime<Utc>,
     first_event: Option<DateTime<Utc>>,
-) -> Result<u64, QueryError> {
+) -> Result<Start, QueryError> {
     let known = q.checkpoint(PROJECTION);
     let Some(first_event) = first_event else {
-        return Ok(0);
+        return Ok(Start::After(0));
     };
     let time = time.max(first_event);
-    let first = match first_minute_from(q, time).await? {
-        Some(position) => position.saturating_sub(1),
-        None => u64::MAX,
-    };
-    Ok(first.min(known))
+    Ok(match first_minute_from(q, time).await? {
+        Some(position) if position <= known => Start::At(position),
+        _ => Start::After(known),
+    })
 }
 
 /// The first position of the earliest minute at or after `time`'s minute,
@@ -158,19 +157,19 @@ mod tests {
             (at(2026, 12, 2, 9, 30, 0), 900),
         ];
         let (q, _dir) = timeline_of(&minutes, 1000).await;
-        let before = async |t| position_before(&q, t, Some(first)).await.unwrap();
-        // Within a minute with events: just before its first event.
-        assert_eq!(before(at(2026, 11, 1, 0, 0, 30)).await, 39);
-        assert_eq!(before(at(2026, 11, 1, 0, 2, 0)).await, 69);
+        let start = async |t| start_at(&q, t, Some(first)).await.unwrap();
+        // Within a minute with events: at its first event.
+        assert_eq!(start(at(2026, 11, 1, 0, 0, 30)).await, Start::At(40));
+        assert_eq!(start(at(2026, 11, 1, 0, 2, 0)).await, Start::At(70));
         // In a quiet minute: the next minute that has events.
-        assert_eq!(before(at(2026, 11, 1, 0, 1, 0)).await, 69);
+        assert_eq!(start(at(2026, 11, 1, 0, 1, 0)).await, Start::At(70));
         // Across the end of a month, and over a month with no events.
-        assert_eq!(before(at(2026, 10, 31, 23, 59, 59)).await, 0);
-        assert_eq!(before(at(2026, 11, 20, 0, 0, 0)).await, 899);
-        // Before the first event: from the start.
-        assert_eq!(before(at(2001, 1, 1, 0, 0, 0)).await, 0);
+        assert_eq!(start(at(2026, 10, 31, 23, 59, 59)).await, Start::At(1));
+        assert_eq!(start(at(2026, 11, 20, 0, 0, 0)).await, Start::At(900));
+        // Before the first event: from the first event.
+        assert_eq!(start(at(2001, 1, 1, 0, 0, 0)).await, Start::At(1));
         // After everything the timeline has seen: where it has got to.
-        assert_eq!(before(at(2026, 12, 2, 9, 31, 0)).await, 1000);
+        assert_eq!(start(at(2026, 12, 2, 9, 31, 0)).await, Start::After(1000));
     }
 
     #[tokio::test]
@@ -183,18 +182,18 @@ mod tests {
         ];
         let (q, _dir) = timeline_of(&minutes, 60).await;
         let first = Some(at(2026, 11, 1, 0, 0, 5));
-        let after = position_before(&q, at(2026, 11, 1, 0, 4, 0), first).await;
+        let start = start_at(&q, at(2026, 11, 1, 0, 4, 0), first).await;
         assert_eq!(
-            after.unwrap(),
-            60,
-            "not 79: events 61 to 79 are not known yet"
+            start.unwrap(),
+            Start::After(60),
+            "not at 80: events 61 to 79 are not known yet"
         );
     }
 
     #[tokio::test]
     async fn an_empty_history_starts_at_the_beginning() {
         let (q, _dir) = timeline_of(&[], 0).await;
-        let after = position_before(&q, at(2026, 11, 1, 0, 0, 0), None).await;
-        assert_eq!(after.unwrap(), 0);
+        let start = start_at(&q, at(2026, 11, 1, 0, 0, 0), None).await;
+        assert_eq!(start.unwrap(), Start::After(0));
     }
 }

@@ -117,6 +117,26 @@ pub struct RpcStatus {
     pub details: Vec<prost_types::Any>,
 }
 
+/// `kurrent.rpc.NotLeaderNodeErrorDetails`: a follower's refusal, naming
+/// the leader.
+#[derive(Clone, PartialEq, Message)]
+pub struct NotLeaderNodeErrorDetails {
+    #[prost(message, optional, tag = "1")]
+    pub current_leader: Option<NodeInfo>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct NodeInfo {
+    #[prost(string, tag = "1")]
+    pub host: String,
+    #[prost(int32, tag = "2")]
+    pub port: i32,
+    #[prost(string, optional, tag = "3")]
+    pub node_id: Option<String>,
+}
+
+const NOT_LEADER_TYPE: &str = "type.googleapis.com/kurrent.rpc.NotLeaderNodeErrorDetails";
+
 pub const APPEND_SESSION: &str = "/kurrentdb.protocol.v2.streams.StreamsService/AppendSession";
 
 const CONFLICT_TYPE: &str =
@@ -135,17 +155,38 @@ pub fn revision_conflict(status: &tonic::Status) -> Option<StreamRevisionConflic
 /// A status whose details say the stream was not at the expected
 /// revision (what the server sends; tests of this client build it too).
 pub fn conflict_status(details: StreamRevisionConflictErrorDetails) -> tonic::Status {
+    let message = format!("stream {} is at another revision", details.stream);
+    failed_precondition(message, CONFLICT_TYPE, details.encode_to_vec())
+}
+
+/// A follower's refusal naming the leader, as the v2 API sends it.
+pub fn not_leader_status(host: &str, port: u32) -> tonic::Status {
+    let details = NotLeaderNodeErrorDetails {
+        current_leader: Some(NodeInfo {
+            host: host.to_string(),
+            port: port as i32,
+            node_id: None,
+        }),
+    };
+    failed_precondition(
+        "not the leader".into(),
+        NOT_LEADER_TYPE,
+        details.encode_to_vec(),
+    )
+}
+
+fn failed_precondition(message: String, type_url: &str, value: Vec<u8>) -> tonic::Status {
     let status = RpcStatus {
         code: Code::FailedPrecondition as i32,
-        message: format!("stream {} is at another revision", details.stream),
+        message: message.clone(),
         details: vec![prost_types::Any {
-            type_url: CONFLICT_TYPE.to_string(),
-            value: details.encode_to_vec(),
+            type_url: type_url.to_string(),
+            value,
         }],
     };
     tonic::Status::with_details(
         Code::FailedPrecondition,
-        status.message.clone(),
+        message,
         status.encode_to_vec().into(),
     )
 }
@@ -164,8 +205,24 @@ pub struct StreamsClient {
 /// leader.
 type Connect = dyn Fn(&str, u32) -> Option<Channel> + Send + Sync;
 
-/// The leader a follower's refusal names, if it is one.
+/// The leader a follower's refusal names, if it is one: the v2 API's
+/// `NotLeaderNodeErrorDetails` in the status details (`FAILED_PRECONDITION`),
+/// or the v1 API's `leader-endpoint-*` trailers.
 pub fn not_leader(status: &tonic::Status) -> Option<(String, u32)> {
+    let in_details = RpcStatus::decode(status.details())
+        .ok()
+        .and_then(|details| {
+            details
+                .details
+                .into_iter()
+                .find(|any| any.type_url == NOT_LEADER_TYPE)
+        })
+        .and_then(|any| NotLeaderNodeErrorDetails::decode(any.value.as_slice()).ok())
+        .and_then(|details| details.current_leader)
+        .and_then(|leader| Some((leader.host, u32::try_from(leader.port).ok()?)));
+    if let Some((host, port)) = in_details.filter(|(host, _)| !host.is_empty()) {
+        return Some((host, port));
+    }
     let metadata = status.metadata();
     if metadata.get("exception").and_then(|v| v.to_str().ok()) != Some("not-leader") {
         return None;
@@ -360,15 +417,7 @@ pub(crate) mod test_server {
                     return Ok(tonic::Status::unimplemented("no such method").into_http());
                 }
                 if let Some((host, port)) = leader {
-                    let mut status = tonic::Status::not_found("leader info available");
-                    let m = status.metadata_mut();
-                    m.insert("exception", "not-leader".parse().expect("ascii"));
-                    m.insert("leader-endpoint-host", host.parse().expect("ascii"));
-                    m.insert(
-                        "leader-endpoint-port",
-                        port.to_string().parse().expect("ascii"),
-                    );
-                    return Ok(status.into_http());
+                    return Ok(not_leader_status(&host, port).into_http());
                 }
                 let codec =
                     tonic::codec::ProstCodec::<AppendSessionResponse, AppendRequest>::default();
@@ -524,6 +573,27 @@ mod tests {
         let old = StreamsServer { old: true, ..s };
         let client = StreamsClient::new(start(old).await, |_: &str, _: u32| None, None);
         assert!(!client.supports_append_session().await.unwrap());
+    }
+
+    #[test]
+    fn the_leader_is_read_from_the_v2_details_or_the_v1_trailers() {
+        assert_eq!(
+            not_leader(&not_leader_status("db-2", 2113)),
+            Some(("db-2".to_string(), 2113))
+        );
+        let mut v1 = tonic::Status::not_found("leader info available");
+        let m = v1.metadata_mut();
+        m.insert("exception", "not-leader".parse().unwrap());
+        m.insert("leader-endpoint-host", "db-3".parse().unwrap());
+        m.insert("leader-endpoint-port", "2114".parse().unwrap());
+        assert_eq!(not_leader(&v1), Some(("db-3".to_string(), 2114)));
+        assert_eq!(not_leader(&tonic::Status::failed_precondition("no")), None);
+        let conflict = conflict_status(StreamRevisionConflictErrorDetails {
+            stream: "order-1".into(),
+            expected_revision: 1,
+            actual_revision: 2,
+        });
+        assert_eq!(not_leader(&conflict), None, "a conflict names no leader");
     }
 
     #[tokio::test]

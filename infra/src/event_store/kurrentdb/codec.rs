@@ -154,7 +154,9 @@ pub fn start_after(after: u64) -> StreamPosition<Position> {
 }
 
 /// An event read from the server as the port records it; `None` for
-/// events outside the namespace (system streams among them).
+/// events outside the namespace (system streams among them) and for the
+/// server's own records in ours (`$`-types: a deleted stream's tombstone,
+/// stream metadata), which carry no event of the shop.
 pub fn recorded(
     namespace: &Namespace,
     event: &kurrentdb::RecordedEvent,
@@ -162,6 +164,9 @@ pub fn recorded(
     let Some(stream) = namespace.local(event.stream_id()) else {
         return Ok(None);
     };
+    if event.event_type.starts_with('$') {
+        return Ok(None);
+    }
     let text = std::str::from_utf8(&event.data).map_err(|e| StoreError::Corrupt(cause(e)))?;
     let data =
         RawValue::from_string(text.to_string()).map_err(|e| StoreError::Corrupt(cause(e)))?;
@@ -182,17 +187,18 @@ pub fn recorded(
     }))
 }
 
-/// A regular expression matching exactly these names.
+/// A regular expression matching exactly these names (only the regular
+/// expression syntax is escaped: .NET refuses escapes of other characters).
 fn exactly(names: &[String]) -> String {
     let escaped: Vec<String> = names
         .iter()
         .map(|n| {
             n.chars()
                 .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                        c.to_string()
-                    } else {
+                    if "\\.^$|?*+()[]{}#".contains(c) || c.is_whitespace() {
                         format!("\\{c}")
+                    } else {
+                        c.to_string()
                     }
                 })
                 .collect()
@@ -201,19 +207,51 @@ fn exactly(names: &[String]) -> String {
     format!("^(?:{})$", escaped.join("|"))
 }
 
-/// The server-side filter for a read or subscription of `$all`. The
-/// server filters on one thing, stream names or event types: the
-/// namespace and stream prefix go to the server when there are any (and
-/// types are checked here), else the types do, else system streams are
-/// left out. `EventFilter::matches` is applied to every event either way.
-pub fn server_filter(namespace: &Namespace, filter: &EventFilter) -> SubscriptionFilter {
+/// The stream-name filter that leaves out what is not ours: the namespace
+/// and stream prefix when there are any, else system streams.
+fn streams_filter(namespace: &Namespace, filter: &EventFilter) -> SubscriptionFilter {
     let prefix = filter.stream_prefix.as_deref().unwrap_or("");
     if !namespace.is_empty() || !prefix.is_empty() {
         SubscriptionFilter::on_stream_name().add_prefix(namespace.wire(prefix))
-    } else if !filter.types.is_empty() {
-        SubscriptionFilter::on_event_type().regex(exactly(&filter.types))
     } else {
         SubscriptionFilter::on_stream_name().regex("^[^$]")
+    }
+}
+
+/// The server-side filter for a read of `$all`. The server filters on one
+/// thing, stream names or event types: the namespace and stream prefix go
+/// to the server when there are any (and types are checked here), else the
+/// types do, else system streams are left out. `EventFilter::matches` is
+/// applied to every event either way.
+pub fn read_filter(namespace: &Namespace, filter: &EventFilter) -> SubscriptionFilter {
+    let prefix = filter.stream_prefix.as_deref().unwrap_or("");
+    if namespace.is_empty() && prefix.is_empty() && !filter.types.is_empty() {
+        SubscriptionFilter::on_event_type().regex(exactly(&filter.types))
+    } else {
+        streams_filter(namespace, filter)
+    }
+}
+
+/// The server-side filter for a subscription to `$all`: by stream name
+/// only, types checked here. A subscription filtered by type on the server
+/// hears nothing of the events it leaves out until its next checkpoint
+/// (many events later), so a subscriber could not tell that `$all` moved
+/// past an event of a type it does not want: read-your-writes waits on
+/// exactly that.
+pub fn subscription_filter(namespace: &Namespace, filter: &EventFilter) -> SubscriptionFilter {
+    streams_filter(namespace, filter)
+}
+
+/// Whether this adapter speaks a server release line: 25.1 (the layout of
+/// the v2 multi-stream append it encodes; older servers lack it, newer
+/// ones renumbered its messages).
+pub fn supported_version(major: usize, minor: usize) -> Result<(), String> {
+    if (major, minor) == (25, 1) {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {major}.{minor}: shopstream speaks KurrentDB 25.1's multi-stream append"
+        ))
     }
 }
 
@@ -237,6 +275,28 @@ pub fn store_error(e: kurrentdb::Error) -> StoreError {
         | K::InitializationError(_)
         | K::IllegalStateError(_)
         | K::WrongExpectedVersion { .. } => StoreError::Unavailable(cause(e)),
+    }
+}
+
+/// A multi-stream append the server refused (for a reason other than a
+/// revision conflict) as the port names it: what it will refuse again is
+/// `Invalid`, what may pass later `Unavailable`.
+pub fn session_error(status: tonic::Status) -> AppendError {
+    use tonic::Code;
+    match status.code() {
+        Code::Unimplemented => AppendError::Store(StoreError::Unsupported(cause(status))),
+        // A follower that named no leader we could reach: try again later.
+        Code::FailedPrecondition if super::append_session::not_leader(&status).is_some() => {
+            AppendError::Store(StoreError::Unavailable(cause(status)))
+        }
+        // Bad names or records, too large a transaction, a deleted stream.
+        Code::InvalidArgument | Code::Aborted | Code::FailedPrecondition | Code::OutOfRange => {
+            AppendError::Invalid(format!(
+                "KurrentDB refused the append: {}",
+                status.message()
+            ))
+        }
+        _ => AppendError::Store(StoreError::Unavailable(cause(status))),
     }
 }
 
@@ -404,30 +464,92 @@ mod tests {
     }
 
     #[test]
-    fn the_server_filters_on_the_namespace_or_the_types() {
+    fn refusals_that_would_come_again_are_invalid_the_rest_unavailable() {
+        for status in [
+            tonic::Status::invalid_argument("stream name"),
+            tonic::Status::aborted("transaction too large"),
+            tonic::Status::failed_precondition("stream deleted"),
+        ] {
+            assert!(matches!(session_error(status), AppendError::Invalid(_)));
+        }
+        assert!(matches!(
+            session_error(super::super::append_session::not_leader_status(
+                "db-2", 2113
+            )),
+            AppendError::Store(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            session_error(tonic::Status::unavailable("not ready")),
+            AppendError::Store(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            session_error(tonic::Status::unimplemented("old")),
+            AppendError::Store(StoreError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn only_the_release_line_whose_append_is_encoded_is_spoken() {
+        assert!(supported_version(25, 1).is_ok());
+        for (major, minor) in [(24, 10), (25, 0), (25, 2), (26, 1)] {
+            let refused = supported_version(major, minor).unwrap_err();
+            assert!(refused.contains(&format!("{major}.{minor}")), "{refused}");
+        }
+    }
+
+    #[test]
+    fn reads_filter_on_the_namespace_or_the_types() {
         let ns = Namespace::new("t1.");
         let by_type = EventFilter {
-            types: vec!["OrderPlaced".into(), "Cart.Item+Set".into()],
+            types: vec![
+                "OrderPlaced".into(),
+                "Cart.Item+Set".into(),
+                "Étagère".into(),
+            ],
             stream_prefix: None,
         };
-        let f = format!("{:?}", server_filter(&ns, &by_type));
+        let f = format!("{:?}", read_filter(&ns, &by_type));
         assert!(
             f.contains("t1.") && f.contains("based_on_stream: true"),
             "{f}"
         );
-        let f = format!("{:?}", server_filter(&Namespace::default(), &by_type));
+        let f = format!("{:?}", read_filter(&Namespace::default(), &by_type));
         assert!(f.contains("based_on_stream: false"), "{f}");
-        assert!(f.contains(r"^(?:OrderPlaced|Cart\\.Item\\+Set)$"), "{f}");
+        assert!(
+            f.contains(r"^(?:OrderPlaced|Cart\\.Item\\+Set|Étagère)$"),
+            "only regular expression syntax is escaped: {f}"
+        );
         let by_prefix = EventFilter {
             types: vec![],
             stream_prefix: Some("order-".into()),
         };
-        let f = format!("{:?}", server_filter(&ns, &by_prefix));
+        let f = format!("{:?}", read_filter(&ns, &by_prefix));
         assert!(f.contains("t1.order-"), "{f}");
         let f = format!(
             "{:?}",
-            server_filter(&Namespace::default(), &EventFilter::default())
+            read_filter(&Namespace::default(), &EventFilter::default())
         );
         assert!(f.contains("^[^$]"), "system streams are left out: {f}");
+    }
+
+    #[test]
+    fn subscriptions_filter_on_stream_names_only() {
+        let by_type = EventFilter {
+            types: vec!["OrderPlaced".into()],
+            stream_prefix: None,
+        };
+        // Without a namespace the types stay here, so every event of ours
+        // arrives and tells the subscriber how far `$all` has got.
+        let f = format!("{:?}", subscription_filter(&Namespace::default(), &by_type));
+        assert!(
+            f.contains("based_on_stream: true") && f.contains("^[^$]"),
+            "{f}"
+        );
+        assert!(!f.contains("OrderPlaced"), "{f}");
+        let f = format!(
+            "{:?}",
+            subscription_filter(&Namespace::new("t1."), &by_type)
+        );
+        assert!(f.contains("t1.") && !f.contains("OrderPlaced"), "{f}");
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! - **Appends**: a single stream through the client's append (any server
 //!   version); several streams through `AppendSession`, atomic on the
-//!   server (KurrentDB 25.1 or later; [`KurrentDbEventStore::check_server`]
-//!   refuses an older one rather than append stream by stream). A wrong
+//!   server (KurrentDB 25.1, whose message layout [`append_session`]
+//!   encodes; [`KurrentDbEventStore::check_server`] refuses another release
+//!   line rather than append stream by stream). A wrong
 //!   expected revision is a conflict naming the server's actual revision.
 //!   Nothing is reported appended unless the server acknowledged it.
 //! - **Repeats**: KurrentDB recognises a repeated append by its event ids
@@ -18,7 +19,16 @@
 //! - **Positions** are the server's commit positions, which KurrentDB gives
 //!   every event of an append separately (commit equals prepare): unique,
 //!   growing, with gaps. A read of `$all` continues after a position by
-//!   starting at it and dropping that event.
+//!   starting at it and dropping that event; the server can only start at
+//!   its own positions, so "from the event at p" asks for the position
+//!   before it ([`EventStore::preceding`]), never `p - 1`.
+//! - **Subscriptions** filter on the server by stream name only (the
+//!   namespace, or "not a system stream") and by type here: filtered by
+//!   type on the server, a subscriber would not hear that `$all` moved past
+//!   events it does not want until a checkpoint many events later, and
+//!   read-your-writes waits on exactly that. The server's own records in
+//!   our streams (`$`-types such as a deleted stream's tombstone) are
+//!   passed over, never taken for events.
 //! - **Namespaces**: an optional prefix on every stream name keeps one
 //!   deployment's (or one test's) streams apart on a shared server; `$all`
 //!   is then read through a server-side filter on it. System streams are
@@ -27,7 +37,11 @@
 //!   `StoreError::Unavailable`; the client reconnects on the next call.
 //!   Multi-stream appends go to the first node the connection string
 //!   names; a follower refuses them (writing nothing) and names the
-//!   leader, where they go from then on.
+//!   leader, where they go from then on. A refusal that would come again
+//!   (a bad name, too large a transaction, a deleted stream) is
+//!   `AppendError::Invalid`. An acknowledged append is never reported as
+//!   failed: where its position cannot be read back, the server's word is
+//!   reported.
 
 pub mod append_session;
 pub mod codec;
@@ -37,8 +51,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kurrentdb::{
-    AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, ReadStreamOptions,
-    StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
+    AppendToStreamOptions, Client, ClientSettings, EventData, Position, ReadAllOptions,
+    ReadStreamOptions, StreamPosition, SubscribeToAllOptions, SubscriptionEvent,
 };
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -137,16 +151,26 @@ impl KurrentDbEventStore {
         })
     }
 
-    /// Checks that the server can append to several streams atomically:
-    /// `Unsupported` for a server older than KurrentDB 25.1 (shopstream
-    /// will not write stream by stream instead), `Unavailable` when it
-    /// cannot be reached (check again later).
+    /// Checks that the server speaks the multi-stream append this adapter
+    /// encodes: `Unsupported` for a server of another release line than
+    /// 25.1 (older ones lack it, newer ones changed its messages, and
+    /// shopstream will not write stream by stream instead), `Unavailable`
+    /// when it cannot be reached (check again later).
     pub async fn check_server(&self) -> Result<(), StoreError> {
+        let info = self
+            .client
+            .server_info()
+            .await
+            .map_err(codec::store_error)?;
+        let version = info.version();
+        codec::supported_version(version.major(), version.minor()).map_err(|why| {
+            StoreError::Unsupported(cause(format!("KurrentDB at {}: {why}", self.server)))
+        })?;
         match self.streams.supports_append_session().await {
             Ok(true) => Ok(()),
             Ok(false) => Err(StoreError::Unsupported(cause(format!(
                 "KurrentDB at {} has no multi-stream append (StreamsService/AppendSession): \
-                 shopstream needs KurrentDB 25.1 or later",
+                 shopstream needs KurrentDB 25.1",
                 self.server
             )))),
             Err(status) => Err(StoreError::Unavailable(cause(status))),
@@ -191,13 +215,25 @@ impl KurrentDbEventStore {
         }
     }
 
-    /// The position of a stream's last event (0: none), read back.
-    async fn last_position(&self, stream: &str) -> Result<u64, StoreError> {
-        Ok(self
-            .read_stream(stream, None, Direction::Backward, 1)
-            .await?
-            .first()
-            .map_or(0, |e| e.position))
+    /// The position of a stream's event at `revision`, read back after an
+    /// acknowledged append (whose answer does not give it). The append is
+    /// durable whatever happens here: when the read fails, `known` (what
+    /// the server did say) is reported rather than a failure.
+    async fn position_of(&self, stream: &str, revision: u64, known: u64) -> u64 {
+        match self
+            .read_stream(stream, Some(revision), Direction::Backward, 1)
+            .await
+        {
+            Ok(events) => events.first().map_or(known, |e| e.position.max(known)),
+            Err(e) => {
+                tracing::warn!(
+                    stream,
+                    error = %crate::error::Report(&e),
+                    "an acknowledged append's position could not be read back"
+                );
+                known
+            }
+        }
     }
 
     async fn append_one(&self, write: StreamWrite) -> Result<Appended, AppendError> {
@@ -226,8 +262,9 @@ impl KurrentDbEventStore {
                 };
                 (revision, self.head_position().await?)
             }
-            // One event is committed at its own position.
-            1 => (
+            // One event is committed at its own position (a repeat may
+            // come back without one: read it then).
+            1 if codec::position(written.position) > 0 => (
                 Some(written.next_expected_version),
                 codec::position(written.position),
             ),
@@ -235,9 +272,12 @@ impl KurrentDbEventStore {
             // event's is read back rather than assumed.
             _ => (
                 Some(written.next_expected_version),
-                self.last_position(&write.stream)
-                    .await?
-                    .max(codec::position(written.position)),
+                self.position_of(
+                    &write.stream,
+                    written.next_expected_version,
+                    codec::position(written.position),
+                )
+                .await,
             ),
         };
         Ok(Appended {
@@ -259,12 +299,32 @@ impl KurrentDbEventStore {
     }
 
     async fn append_many(&self, writes: Vec<StreamWrite>) -> Result<Appended, AppendError> {
+        // The server tells stream names apart without case.
         let mut seen = HashSet::new();
-        if let Some(twice) = writes.iter().find(|w| !seen.insert(w.stream.as_str())) {
+        if let Some(twice) = writes
+            .iter()
+            .find(|w| !seen.insert(w.stream.to_ascii_lowercase()))
+        {
             return Err(AppendError::Invalid(format!(
                 "stream {} appears twice in one append",
                 twice.stream
             )));
+        }
+        if writes.iter().all(|w| w.events.is_empty()) {
+            // Nothing to write, only expectations to check: the server
+            // takes one such check per append. Nothing is written either
+            // way, so checking one stream after another is the same.
+            let mut checked = Appended {
+                streams: Vec::with_capacity(writes.len()),
+                position: 0,
+                replayed: false,
+            };
+            for write in writes {
+                let one = self.append_one(write).await?;
+                checked.position = checked.position.max(one.position);
+                checked.streams.extend(one.streams);
+            }
+            return Ok(checked);
         }
         let requests = writes
             .iter()
@@ -295,12 +355,7 @@ impl KurrentDbEventStore {
                         actual: codec::actual_from_raw(conflict.actual_revision),
                     };
                 }
-                match status.code() {
-                    tonic::Code::Unimplemented => {
-                        AppendError::Store(StoreError::Unsupported(cause(status)))
-                    }
-                    _ => AppendError::Store(StoreError::Unavailable(cause(status))),
-                }
+                codec::session_error(status)
             })?;
         let outcomes: HashMap<&str, i64> = answer
             .output
@@ -309,10 +364,13 @@ impl KurrentDbEventStore {
             .collect();
         let mut streams = Vec::with_capacity(writes.len());
         for write in &writes {
-            let revision = match outcomes.get(self.namespace.wire(&write.stream).as_str()) {
-                Some(raw) => codec::actual_from_raw(*raw),
-                // A stream the server did not report (it had no records).
-                None => self.current_revision(&write.stream).await?,
+            let reported = outcomes.get(self.namespace.wire(&write.stream).as_str());
+            let revision = match (write.events.is_empty(), write.expected, reported) {
+                // Only checked: the stream is as it was expected to be.
+                (true, ExpectedRevision::Exact(r), _) => Some(r),
+                (true, ExpectedRevision::NoStream, _) => None,
+                (false, _, Some(raw)) => codec::actual_from_raw(*raw),
+                _ => self.current_revision(&write.stream).await?,
             };
             streams.push(StreamAppended {
                 stream: write.stream.clone(),
@@ -320,8 +378,19 @@ impl KurrentDbEventStore {
             });
         }
         let mut position = u64::try_from(answer.position).unwrap_or(0);
-        if let Some(last) = writes.iter().rev().find(|w| !w.events.is_empty()) {
-            position = position.max(self.last_position(&last.stream).await?);
+        let last = writes
+            .iter()
+            .zip(&streams)
+            .rev()
+            .find(|(w, _)| !w.events.is_empty());
+        if let Some((
+            write,
+            StreamAppended {
+                revision: Some(r), ..
+            },
+        )) = last
+        {
+            position = self.position_of(&write.stream, *r, position).await;
         }
         Ok(Appended {
             streams,
@@ -330,29 +399,46 @@ impl KurrentDbEventStore {
         })
     }
 
-    /// Events read from a server stream, ours only, in order.
+    /// Events read from a server stream, ours only, in order; with how
+    /// many records the server sent and the furthest position among them.
+    /// A stream that does not exist reads as empty; `$all` always exists,
+    /// so there "not found" is a failure, never the end.
     async fn collect(
         &self,
         mut stream: kurrentdb::ReadStream,
         limit: usize,
-    ) -> Result<(Vec<RecordedEvent>, usize), StoreError> {
-        let (mut out, mut read) = (Vec::new(), 0);
+        of_all: bool,
+    ) -> Result<Collected, StoreError> {
+        let mut collected = Collected::default();
         loop {
             let next = match stream.next().await {
                 Ok(Some(resolved)) => resolved,
-                Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => break,
+                Ok(None) => break,
+                Err(kurrentdb::Error::ResourceNotFound) if !of_all => break,
                 Err(e) => return Err(codec::store_error(e)),
             };
-            read += 1;
-            if let Some(event) = codec::recorded(&self.namespace, resolved_event(&next))? {
-                out.push(event);
+            collected.read += 1;
+            let original = resolved_event(&next);
+            collected.furthest = collected.furthest.max(codec::position(original.position));
+            if let Some(event) = codec::recorded(&self.namespace, original)? {
+                collected.events.push(event);
             }
-            if out.len() >= limit {
+            if collected.events.len() >= limit {
                 break;
             }
         }
-        Ok((out, read))
+        Ok(collected)
     }
+}
+
+/// What a read from the server gave.
+#[derive(Default)]
+struct Collected {
+    events: Vec<RecordedEvent>,
+    /// Records the server sent (ours or not).
+    read: usize,
+    /// The furthest position among them.
+    furthest: u64,
 }
 
 fn resolved_event(resolved: &kurrentdb::ResolvedEvent) -> &kurrentdb::RecordedEvent {
@@ -400,7 +486,7 @@ impl EventStore for KurrentDbEventStore {
             Err(kurrentdb::Error::ResourceNotFound) => return Ok(vec![]),
             Err(e) => return Err(codec::store_error(e)),
         };
-        Ok(self.collect(read, limit.max(1)).await?.0)
+        Ok(self.collect(read, limit.max(1), false).await?.events)
     }
 
     async fn read_all(
@@ -413,11 +499,11 @@ impl EventStore for KurrentDbEventStore {
         // Taken first: every event up to it is committed before the read.
         let head = self.head_position().await?;
         // One more than asked for: the event at `after` itself comes back.
-        let asked = limit + 1;
+        let asked = limit.saturating_add(1);
         let options = ReadAllOptions::default()
             .position(codec::start_after(after))
             .forwards()
-            .filter(codec::server_filter(&self.namespace, filter))
+            .filter(codec::read_filter(&self.namespace, filter))
             .max_count(asked)
             .deadline(DEADLINE);
         let read = self
@@ -425,8 +511,12 @@ impl EventStore for KurrentDbEventStore {
             .read_all(&options)
             .await
             .map_err(codec::store_error)?;
-        let (events, returned) = self.collect(read, usize::MAX).await?;
-        let last_seen = events.iter().map(|e| e.position).max().unwrap_or(after);
+        let Collected {
+            events,
+            read: returned,
+            furthest,
+        } = self.collect(read, usize::MAX, true).await?;
+        let last_seen = furthest.max(after);
         let mut events: Vec<RecordedEvent> = events
             .into_iter()
             .filter(|e| e.position > after && filter.matches(&e.event_type, &e.stream))
@@ -450,11 +540,11 @@ impl EventStore for KurrentDbEventStore {
     ) -> Result<Box<dyn Subscription>, StoreError> {
         let options = SubscribeToAllOptions::default()
             .position(codec::start_after(after))
-            .filter(codec::server_filter(&self.namespace, &filter));
+            .filter(codec::subscription_filter(&self.namespace, &filter));
         let mut subscription = self.client.subscribe_to_all(&options).await;
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let namespace = self.namespace.clone();
-        tokio::spawn(async move {
+        let pump = tokio::spawn(async move {
             loop {
                 let item = match subscription.next_subscription_event().await {
                     Ok(SubscriptionEvent::EventAppeared(resolved)) => {
@@ -480,12 +570,32 @@ impl EventStore for KurrentDbEventStore {
                 }
             }
         });
-        Ok(Box::new(KurrentDbSubscription { rx, after }))
+        Ok(Box::new(KurrentDbSubscription {
+            rx,
+            after,
+            pump: pump.abort_handle(),
+        }))
+    }
+
+    async fn preceding(&self, position: u64) -> Result<u64, StoreError> {
+        // A read backwards from an event's position starts just before it.
+        self.last_before(StreamPosition::Position(Position {
+            commit: position,
+            prepare: position,
+        }))
+        .await
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
+        self.last_before(StreamPosition::End).await
+    }
+}
+
+impl KurrentDbEventStore {
+    /// The position of the last record of `$all` before `end` (0: none).
+    async fn last_before(&self, end: StreamPosition<Position>) -> Result<u64, StoreError> {
         let options = ReadAllOptions::default()
-            .position(StreamPosition::End)
+            .position(end)
             .backwards()
             .max_count(1)
             .deadline(DEADLINE);
@@ -518,6 +628,16 @@ enum Seen {
 struct KurrentDbSubscription {
     rx: mpsc::Receiver<Result<Seen, StoreError>>,
     after: u64,
+    /// The task reading the server's stream: stopped with the
+    /// subscription, so the server's subscription closes too (on a quiet
+    /// server it would otherwise wait for the next event).
+    pump: tokio::task::AbortHandle,
+}
+
+impl Drop for KurrentDbSubscription {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
 }
 
 impl KurrentDbSubscription {
@@ -539,7 +659,11 @@ impl Subscription for KurrentDbSubscription {
         let before = self.after;
         let mut events = Vec::new();
         loop {
-            let first = self.rx.recv().await.ok_or(StoreError::Closed)??;
+            // The pump ends only after sending its failure: a channel
+            // closed without one means it died.
+            let first = self.rx.recv().await.ok_or_else(|| {
+                StoreError::Unavailable(cause("the subscription's reader stopped"))
+            })??;
             self.take(first, &mut events);
             while events.len() < 1024 {
                 match self.rx.try_recv() {

@@ -132,12 +132,21 @@ impl Application {
         let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(app.metrics.clone());
-        let limit = BodyLimit(settings.http.max_body_bytes);
+        let limit = BodyLimit {
+            bytes: settings.http.max_body_bytes,
+            time: Duration::from_millis(settings.http.body_timeout_ms),
+        };
+        let cors_origins = settings.http.cors_origins();
+        let proxies = settings.http.trusted_proxies()?;
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(app.clone())
                 .app_data(metrics.clone())
                 .app_data(limit)
+                .app_data(proxies.clone())
+                .wrap(from_fn(api::audit::middleware))
+                .wrap(api::edge::cors(&cors_origins))
+                .wrap(from_fn(api::edge::finish))
                 .wrap(from_fn(telemetry::http_metrics))
                 .wrap(from_fn(api::correlation::middleware))
                 .configure(api::routes)

@@ -125,6 +125,22 @@ impl Metrics {
     }
 }
 
+/// A request method as a metric label: the standard ones by name, any
+/// other as `OTHER`, so made-up methods cannot grow the label space.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 /// Counts and times every request by its route pattern (not its path, so
 /// ids do not explode the label space), into the [`Metrics`] the server
 /// holds as application data.
@@ -134,7 +150,7 @@ pub async fn http_metrics(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let metrics = req.app_data::<actix_web::web::Data<Metrics>>().cloned();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let response = next.call(req).await?;
     if let Some(metrics) = metrics {
         let route = response
@@ -144,11 +160,11 @@ pub async fn http_metrics(
         let status = response.status().as_u16().to_string();
         metrics
             .http_requests
-            .with_label_values(&[&method, &route, &status])
+            .with_label_values(&[method, &route, &status])
             .inc();
         metrics
             .http_seconds
-            .with_label_values(&[&method, &route])
+            .with_label_values(&[method, &route])
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(response)

@@ -16,14 +16,41 @@ use super::problem::ApiError;
 use crate::app::App;
 use crate::app::commands::{Actor, CommandContext, IdempotencyKey};
 
-/// The largest accepted request body, set from configuration.
+/// The largest accepted request body, and how long it may take to arrive
+/// once the headers have (a body that stalls or trickles is cut off), set
+/// from configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub bytes: usize,
+    pub time: std::time::Duration,
+}
+
+impl Default for BodyLimit {
+    fn default() -> Self {
+        Self {
+            bytes: 64 * 1024,
+            time: std::time::Duration::from_secs(10),
+        }
+    }
+}
 
 /// Who is calling: anonymous without a token; a bad token is refused
 /// rather than ignored.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub Actor);
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme's
+/// name is case-insensitive, RFC 9110).
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The actor a request's token names (anonymous without one).
+pub fn actor_of(req: &HttpRequest) -> Result<Actor, ApiError> {
+    caller(req)
+}
 
 fn caller(req: &HttpRequest) -> Result<Actor, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
@@ -32,11 +59,7 @@ fn caller(req: &HttpRequest) -> Result<Actor, ApiError> {
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(bearer)
         .ok_or_else(|| ApiError::unauthorized("use Authorization: Bearer <token>"))?;
     let app = req
         .app_data::<web::Data<App>>()
@@ -173,7 +196,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<BodyLimit>().map_or(64 * 1024, |l| l.0);
+        let BodyLimit { bytes: limit, time } =
+            req.app_data::<BodyLimit>().copied().unwrap_or_default();
         let json = req
             .mime_type()
             .ok()
@@ -203,16 +227,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if declared.is_some_and(|n| n > limit) {
                 return Err(too_large());
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|e| ApiError::malformed(format!("unreadable body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
+            let read = async {
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk =
+                        chunk.map_err(|e| ApiError::malformed(format!("unreadable body: {e}")))?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
-            let raw = body.freeze();
+                Ok(body.freeze())
+            };
+            let raw = tokio::time::timeout(time, read).await.map_err(|_| {
+                ApiError::new(
+                    actix_web::http::StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!("the body did not arrive within {} ms", time.as_millis()),
+                )
+            })??;
             let value = serde_json::from_slice(&raw)
                 .map_err(|e| ApiError::malformed(format!("the body is not valid: {e}")))?;
             Ok(JsonBody { value, raw })
@@ -260,5 +293,20 @@ impl MoneyBody {
     pub fn parse(&self) -> Result<Money, FieldError> {
         let currency = Currency::parse(&self.currency)?;
         Money::new(self.amount, currency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_named_in_any_case() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc  "] {
+            assert_eq!(bearer(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+            assert_eq!(bearer(value), None, "{value:?}");
+        }
     }
 }

@@ -89,8 +89,20 @@ struct Credentials {
     password: String,
 }
 
-async fn token(app: web::Data<App>, body: JsonBody<Credentials>) -> Result<HttpResponse, ApiError> {
-    let token = app.auth.login(&body.email, &body.password).await?;
+async fn token(
+    app: web::Data<App>,
+    req: HttpRequest,
+    body: JsonBody<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let client = super::client::address(&req);
+    let token = match app.auth.login(&body.email, &body.password).await {
+        Ok(token) => token,
+        Err(e) => {
+            super::audit::login(&body.email, client, Err(&e.to_string()));
+            return Err(e.into());
+        }
+    };
+    super::audit::login(&body.email, client, Ok(&token.customer_id.to_string()));
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(token))

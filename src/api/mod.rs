@@ -4,20 +4,28 @@
 //! - [`problem`]: every error as problem+json, mapped in one place.
 //! - [`extract`]: caller, command headers, JSON bodies, validation.
 //! - [`correlation`]: correlation ids on requests, responses, logs, events.
+//! - [`client`]: the client's address, through trusted proxies.
+//! - [`audit`]: the audit log (logins, administrative requests).
+//! - [`edge`]: CORS, security headers, problem bodies for every error.
 //! - [`read`]: what query endpoints share (consistency waits, ETags, owners).
+//! - [`routes`]: the OpenAPI document's routes as a table (405 and `Allow`).
 //! - [`identity`], [`catalogue`], [`carts`], [`orders`], [`operations`],
 //!   [`admin`]: the endpoints, grouped as in `API.md`.
 
 pub mod admin;
+pub mod audit;
 pub mod carts;
 pub mod catalogue;
+pub mod client;
 pub mod correlation;
+pub mod edge;
 pub mod extract;
 pub mod identity;
 pub mod operations;
 pub mod orders;
 pub mod problem;
 pub mod read;
+pub mod routes;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -74,8 +82,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(operations::v1_routes),
     )
     .configure(operations::routes)
-    .default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::not_found("no such endpoint"))
+    .default_service(web::to(|req: actix_web::HttpRequest| async move {
+        let allowed = routes::allowed(req.path());
+        if allowed.is_empty() {
+            return Err::<HttpResponse, _>(ApiError::not_found("no such endpoint"));
+        }
+        Err(ApiError::method_not_allowed(allowed))
     }));
 }
 

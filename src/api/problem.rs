@@ -33,6 +33,8 @@ pub struct Problem {
     pub correlation_id: Option<String>,
     #[serde(skip)]
     retry_after: Option<u64>,
+    #[serde(skip)]
+    allow: Option<String>,
 }
 
 /// An error that becomes a problem response.
@@ -73,6 +75,7 @@ impl ApiError {
             extra: serde_json::Map::new(),
             correlation_id: super::correlation::current(),
             retry_after: None,
+            allow: None,
         }))
     }
 
@@ -123,6 +126,42 @@ impl ApiError {
         )
     }
 
+    /// The problem for an error status that something other than a
+    /// handler answered (it said no more than its status).
+    pub fn for_status(status: StatusCode) -> Self {
+        let code = match status.as_u16() {
+            400 => "malformed_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            408 => "request_timeout",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            429 => "rate_limited",
+            431 => "headers_too_large",
+            503 => "unavailable",
+            s if s >= 500 => "internal",
+            _ => "client_error",
+        };
+        let detail = status
+            .canonical_reason()
+            .unwrap_or("the request could not be answered");
+        Self::new(status, code, detail)
+    }
+
+    /// 405 for a route that exists with other methods, which `Allow` names.
+    pub fn method_not_allowed(allowed: Vec<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this resource answers {}", allowed.join(", ")),
+        );
+        e.0.allow = Some(allowed.join(", "));
+        e
+    }
+
     pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
         let cause = cause.into();
         tracing::warn!(error = format!("{cause:#}"), "a store is unavailable");
@@ -156,6 +195,18 @@ impl ResponseError for ApiError {
         ));
         if let Some(secs) = self.0.retry_after {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.0.allow
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.insert_header((header::ALLOW, value));
+        }
+        if self.0.status == 401 {
+            // RFC 6750: say which scheme to use.
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"shopstream\""),
+            ));
         }
         response.json(&self.0)
     }

@@ -46,6 +46,14 @@ pub async fn consistent(
         .ok()
         .and_then(consistency::position)
         .ok_or_else(|| ApiError::malformed("X-Consistency-Token is not one this service issued"))?;
+    // A token past everything recorded was never issued: refuse it at once
+    // rather than let anyone make a query wait.
+    if !app.queries.reached(projections, position) && position > app.history.head_position().await?
+    {
+        return Err(ApiError::malformed(
+            "X-Consistency-Token is ahead of every event recorded",
+        ));
+    }
     Ok(Some(app.queries.wait_for(projections, position).await))
 }
 

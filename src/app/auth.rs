@@ -44,6 +44,9 @@ pub struct IssuedToken {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
+    /// Whose it is (for the audit log; not sent).
+    #[serde(skip)]
+    pub customer_id: CustomerId,
 }
 
 #[derive(Clone)]
@@ -122,6 +125,7 @@ impl AuthService {
             access_token,
             token_type: "Bearer",
             expires_in,
+            customer_id: registration.customer_id,
         })
     }
 

@@ -120,7 +120,32 @@ pub struct KafkaTuning {
 pub struct HttpSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive after its headers.
+    pub body_timeout_ms: u64,
+    /// Origins browsers may call the API from (comma-separated; `*`: any).
+    #[serde(default)]
+    pub cors_origins: String,
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated
+    /// addresses or networks).
+    #[serde(default)]
+    pub trusted_proxies: String,
     pub shutdown_timeout_secs: u64,
+}
+
+impl HttpSettings {
+    pub fn trusted_proxies(&self) -> Result<crate::api::client::TrustedProxies, ConfigError> {
+        crate::api::client::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError::Invalid(format!("http.trusted_proxies: {e}")))
+    }
+
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(String::from)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +240,17 @@ impl Settings {
                 "kafka.partitions and kafka.replication must be at least 1".into(),
             ));
         }
+        if let Some(bad) = self
+            .http
+            .cors_origins()
+            .into_iter()
+            .find(|o| !crate::api::edge::valid_origin(o))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "http.cors_origins: {bad:?} is not `*` or scheme://host[:port]"
+            )));
+        }
+        self.http.trusted_proxies()?;
         let namespace = &self.kurrentdb.namespace;
         if !namespace.is_empty() && !namespace.ends_with('.') {
             return Err(ConfigError::Invalid(format!(
@@ -335,7 +371,7 @@ fn secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
         return Ok(existing.trim().as_bytes().to_vec());
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        shopstream_infra::files::private_dir(dir)?;
     }
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let mut options = std::fs::OpenOptions::new();

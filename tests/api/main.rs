@@ -7,6 +7,7 @@ mod admin;
 mod carts;
 mod catalogue;
 mod checkout;
+mod edge;
 mod events;
 mod identity;
 mod orders;

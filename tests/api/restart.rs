@@ -82,3 +82,25 @@ async fn the_stop_signal_stops_the_server_and_everything_started_with_it() {
         .expect_consistent();
     assert_eq!(page.body["sku"], "STOPPED");
 }
+
+/// The stores hold password hashes: only their owner may read them.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_stores_files_are_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = crate::helpers::spawn_app().await;
+    let mut checked = 0;
+    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains(".sqlite") || name == "jwt-secret" {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 1,
+        "the stores (or at least the secret) were checked"
+    );
+}

@@ -83,13 +83,23 @@ impl TokenIssuer {
         Ok((token, self.ttl.num_seconds()))
     }
 
+    /// The claims of a token this issuer signed, unexpired, and living no
+    /// longer than the configured lifetime (a token minted with a longer
+    /// one, before a configuration change, is refused).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            })
+            })?;
+        let leeway = self.validation.leeway as i64;
+        let longest = self.ttl.num_seconds() + leeway;
+        let now = Utc::now().timestamp();
+        if claims.exp - claims.iat > longest || claims.exp > now + longest {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
     }
 }
 
@@ -110,6 +120,25 @@ mod tests {
         assert_eq!(ttl, 3600);
         let claims = issuer.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.role), (id, Role::Admin));
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_configured_lifetime_is_refused() {
+        let long =
+            TokenIssuer::new(&[7; 32], std::time::Duration::from_secs(10 * 365 * 86400)).unwrap();
+        let short = issuer(&[7; 32]);
+        let id = CustomerId(Uuid::from_u128(1));
+        let (far, _) = long.issue(id, Role::Customer, Utc::now()).unwrap();
+        assert!(long.verify(&far).is_ok());
+        assert!(
+            matches!(short.verify(&far), Err(TokenError::Invalid)),
+            "a far-future expiry is not honoured"
+        );
+        // Issued in the future, so that its lifetime looks right.
+        let (ahead, _) = short
+            .issue(id, Role::Customer, Utc::now() + chrono::Duration::days(30))
+            .unwrap();
+        assert!(matches!(short.verify(&ahead), Err(TokenError::Invalid)));
     }
 
     #[test]

@@ -115,9 +115,7 @@ impl SqliteEventStore {
         options: SqliteEventStoreOptions,
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(unavailable)?;
-        }
+        crate::files::private_file(&path).map_err(unavailable)?;
         let writer = open_prepared(&path, options.durability, |conn| conn.execute_batch(SCHEMA))
             .map_err(unavailable)?;
         let head_now = head_of(&writer).map_err(unavailable)?;

@@ -236,6 +236,11 @@ impl QueryService {
         Consistency::Consistent
     }
 
+    /// Whether every named projection has applied `position` already.
+    pub fn reached(&self, projections: &[&str], position: u64) -> bool {
+        projections.iter().all(|p| self.checkpoint(p) >= position)
+    }
+
     /// The checkpoint of a projection as this process last heard it.
     pub fn checkpoint(&self, projection: &str) -> u64 {
         self.checkpoints
@@ -250,5 +255,56 @@ impl QueryService {
             self.switched(projection, generation, checkpoint);
         }
         self.applied(projection, generation, checkpoint, changed, &[]);
+    }
+}
+
+/// Query services over an embedded read store holding given rows, for the
+/// query modules' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use shopstream_infra::read_store::{ReadSide, SqliteReadStore};
+    use shopstream_projections::{Change, DOC, Json, Row, RowKey};
+
+    use super::QueryService;
+    use crate::telemetry::Metrics;
+
+    /// A row of one `doc` cell written at `version`.
+    pub fn doc_row(key: RowKey, doc: Json, version: u64) -> shopstream_infra::read_store::Delta {
+        let mut change = Row::default();
+        change.merge(&Change::Upsert {
+            cells: vec![(DOC.to_string(), doc)],
+            version,
+        });
+        shopstream_infra::read_store::Delta {
+            key,
+            change,
+            whole: false,
+        }
+    }
+
+    /// A query service over a fresh read store (every projection
+    /// registered) holding these rows in generation 1.
+    pub async fn service_with(
+        rows: Vec<shopstream_infra::read_store::Delta>,
+    ) -> (QueryService, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let read = ReadSide::of(SqliteReadStore::open(dir.path().join("read.sqlite")).unwrap());
+        let projections = shopstream_projections::all();
+        for p in &projections {
+            read.register(p.name(), p.version(), p.tables())
+                .await
+                .unwrap();
+        }
+        read.rows.apply(1, rows).await.unwrap();
+        let q = QueryService::new(
+            read.rows.clone(),
+            read.registry.clone(),
+            &projections,
+            1 << 20,
+            std::time::Duration::from_millis(10),
+            Metrics::new().unwrap(),
+        );
+        q.refresh_routing().await.unwrap();
+        (q, dir)
     }
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use serde_json::Value;
 use shopstream_projections::sales::{SALES_BY_DAY, SaleDoc};
 
 use super::{Answer, QueryError, QueryService, decode, doc};
@@ -19,11 +18,13 @@ pub const MAX_DAYS: i64 = 366;
 /// Products listed in `top_products`.
 const TOP: usize = 10;
 
+/// Sums are 128-bit: amounts up to `Money::MAX_AMOUNT` times any quantity,
+/// over any number of orders, cannot wrap them.
 #[derive(Debug, Default, Serialize, serde::Deserialize, Clone)]
 struct DaySales {
     orders: u64,
     /// Revenue by currency, in minor units.
-    revenue: BTreeMap<String, i64>,
+    revenue: BTreeMap<String, i128>,
     /// By product: (sku, name, quantity, revenue by currency).
     products: BTreeMap<String, ProductSales>,
 }
@@ -33,14 +34,57 @@ struct ProductSales {
     sku: String,
     name: String,
     quantity: u64,
-    revenue: BTreeMap<String, i64>,
+    revenue: BTreeMap<String, i128>,
 }
 
-fn money(by_currency: &BTreeMap<String, i64>) -> Vec<Value> {
+/// An amount of money in a report (a sum, so possibly beyond what one price
+/// may be; serialised as an integer straight to the answer's bytes).
+#[derive(Debug, Serialize)]
+struct Amount<'a> {
+    amount: i128,
+    currency: &'a str,
+}
+
+fn money(by_currency: &BTreeMap<String, i128>) -> Vec<Amount<'_>> {
     by_currency
         .iter()
-        .map(|(currency, amount)| serde_json::json!({"amount": amount, "currency": currency}))
+        .map(|(currency, amount)| Amount {
+            amount: *amount,
+            currency,
+        })
         .collect()
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    from: String,
+    to: String,
+    orders: u64,
+    revenue: Vec<Amount<'a>>,
+    days: Vec<DayReport>,
+    top_products: Vec<TopProduct<'a>>,
+}
+
+#[derive(Serialize)]
+struct DayReport {
+    day: String,
+    orders: u64,
+    revenue: Vec<OwnedAmount>,
+}
+
+#[derive(Serialize)]
+struct OwnedAmount {
+    amount: i128,
+    currency: String,
+}
+
+#[derive(Serialize)]
+struct TopProduct<'a> {
+    product_id: &'a str,
+    sku: &'a str,
+    name: &'a str,
+    quantity: u64,
+    revenue: Vec<Amount<'a>>,
 }
 
 /// One day's sums, cached per day (a day's partition changes alone).
@@ -62,7 +106,7 @@ async fn day(q: &QueryService, day: NaiveDate) -> Result<DaySales, QueryError> {
                     *sums
                         .revenue
                         .entry(sale.total.currency.to_string())
-                        .or_default() += sale.total.amount;
+                        .or_default() += i128::from(sale.total.amount);
                     for line in sale.lines {
                         let p = sums
                             .products
@@ -73,7 +117,7 @@ async fn day(q: &QueryService, day: NaiveDate) -> Result<DaySales, QueryError> {
                         p.quantity += u64::from(line.quantity.get());
                         *p.revenue
                             .entry(line.line_total.currency.to_string())
-                            .or_default() += line.line_total.amount;
+                            .or_default() += i128::from(line.line_total.amount);
                     }
                 }
                 if rows.len() < 1000 {
@@ -100,11 +144,18 @@ pub async fn sales(q: &QueryService, from: NaiveDate, to: NaiveDate) -> Result<A
     let mut total = DaySales::default();
     for d in from.iter_days().take_while(|d| *d <= to) {
         let sums = day(q, d).await?;
-        days.push(serde_json::json!({
-            "day": d.format("%Y-%m-%d").to_string(),
-            "orders": sums.orders,
-            "revenue": money(&sums.revenue),
-        }));
+        days.push(DayReport {
+            day: d.format("%Y-%m-%d").to_string(),
+            orders: sums.orders,
+            revenue: sums
+                .revenue
+                .iter()
+                .map(|(currency, amount)| OwnedAmount {
+                    amount: *amount,
+                    currency: currency.clone(),
+                })
+                .collect(),
+        });
         total.orders += sums.orders;
         for (c, a) in &sums.revenue {
             *total.revenue.entry(c.clone()).or_default() += a;
@@ -119,22 +170,63 @@ pub async fn sales(q: &QueryService, from: NaiveDate, to: NaiveDate) -> Result<A
             }
         }
     }
-    let mut top: Vec<(String, ProductSales)> = total.products.into_iter().collect();
-    top.sort_by(|a, b| b.1.quantity.cmp(&a.1.quantity).then_with(|| a.0.cmp(&b.0)));
+    let mut top: Vec<(&String, &ProductSales)> = total.products.iter().collect();
+    top.sort_by(|a, b| b.1.quantity.cmp(&a.1.quantity).then_with(|| a.0.cmp(b.0)));
     top.truncate(TOP);
-    let report = serde_json::json!({
-        "from": from.format("%Y-%m-%d").to_string(),
-        "to": to.format("%Y-%m-%d").to_string(),
-        "orders": total.orders,
-        "revenue": money(&total.revenue),
-        "days": days,
-        "top_products": top.into_iter().map(|(id, p)| serde_json::json!({
-            "product_id": id,
-            "sku": p.sku,
-            "name": p.name,
-            "quantity": p.quantity,
-            "revenue": money(&p.revenue),
-        })).collect::<Vec<_>>(),
-    });
+    let report = Report {
+        from: from.format("%Y-%m-%d").to_string(),
+        to: to.format("%Y-%m-%d").to_string(),
+        orders: total.orders,
+        revenue: money(&total.revenue),
+        days,
+        top_products: top
+            .into_iter()
+            .map(|(id, p)| TopProduct {
+                product_id: id,
+                sku: &p.sku,
+                name: &p.name,
+                quantity: p.quantity,
+                revenue: money(&p.revenue),
+            })
+            .collect(),
+    };
     Answer::json(&report, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use shopstream_projections::{Json, RowKey};
+
+    use super::*;
+    use crate::app::queries::testing::{doc_row, service_with};
+
+    #[tokio::test]
+    async fn revenue_sums_beyond_64_bits_do_not_wrap() {
+        // Two orders whose totals are each within i64, their sum is not.
+        let big = 6_000_000_000_000_000_000_i64;
+        let rows = (0..2)
+            .map(|i| {
+                let order = uuid::Uuid::from_u128(i + 1);
+                let doc = json!({
+                    "order_id": order,
+                    "total": {"amount": big, "currency": "EUR"},
+                    "lines": [],
+                });
+                doc_row(
+                    RowKey::new(SALES_BY_DAY, "2026-12-01", order.to_string()),
+                    Json::from(doc),
+                    1,
+                )
+            })
+            .collect();
+        let (q, _dir) = service_with(rows).await;
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let answer = sales(&q, day, day).await.unwrap();
+        let text = String::from_utf8(answer.body.to_vec()).unwrap();
+        assert!(
+            text.contains(r#""revenue":[{"amount":12000000000000000000,"currency":"EUR"}]"#),
+            "{text}"
+        );
+    }
 }

@@ -87,13 +87,12 @@ async fn first_in_month(
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use shopstream_infra::read_store::{Delta, ReadSide, SqliteReadStore};
     use shopstream_infra::runner::RunnerObserver;
     use shopstream_projections::timeline::first_wins;
-    use shopstream_projections::{Change, DOC, Json, Row, RowKey};
+    use shopstream_projections::{Json, RowKey};
 
     use super::*;
-    use crate::telemetry::Metrics;
+    use crate::app::queries::testing::{doc_row, service_with};
 
     /// A query service over a read store whose timeline holds the first
     /// position of each of these minutes, applied up to `checkpoint`.
@@ -101,15 +100,7 @@ mod tests {
         minutes: &[(DateTime<Utc>, u64)],
         checkpoint: u64,
     ) -> (QueryService, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let read = ReadSide::of(SqliteReadStore::open(dir.path().join("read.sqlite")).unwrap());
-        let projections = shopstream_projections::all();
-        for p in &projections {
-            read.register(p.name(), p.version(), p.tables())
-                .await
-                .unwrap();
-        }
-        let deltas = minutes
+        let rows = minutes
             .iter()
             .map(|&(at, first_position)| {
                 let (month, minute) = minute_key(at);
@@ -117,28 +108,14 @@ mod tests {
                     minute: at.to_rfc3339(),
                     first_position,
                 };
-                let mut change = Row::default();
-                change.merge(&Change::Upsert {
-                    cells: vec![(DOC.to_string(), Json::encode(&doc).unwrap())],
-                    version: first_wins(first_position),
-                });
-                Delta {
-                    key: RowKey::new(TIMELINE_BY_MINUTE, month, minute),
-                    change,
-                    whole: false,
-                }
+                doc_row(
+                    RowKey::new(TIMELINE_BY_MINUTE, month, minute),
+                    Json::encode(&doc).unwrap(),
+                    first_wins(first_position),
+                )
             })
             .collect();
-        read.rows.apply(1, deltas).await.unwrap();
-        let q = QueryService::new(
-            read.rows.clone(),
-            read.registry.clone(),
-            &projections,
-            1 << 20,
-            std::time::Duration::from_millis(10),
-            Metrics::new().unwrap(),
-        );
-        q.refresh_routing().await.unwrap();
+        let (q, dir) = service_with(rows).await;
         q.applied(PROJECTION, 1, checkpoint, &[], &[]);
         (q, dir)
     }

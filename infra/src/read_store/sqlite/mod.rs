@@ -114,9 +114,7 @@ impl SqliteReadStore {
     /// Opens (creating if needed) the read store in `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ReadStoreError> {
         let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(unavailable)?;
-        }
+        crate::files::private_file(&path).map_err(unavailable)?;
         let conn = open_prepared(&path, Durability::Os, |conn| {
             conn.execute_batch(SCHEMA)?;
             // Files made before partitioned feeds lack the `high` column.

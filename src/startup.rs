@@ -138,13 +138,23 @@ impl Application {
         };
         let cors_origins = settings.http.cors_origins();
         let proxies = settings.http.trusted_proxies()?;
+        let limits = web::Data::new(api::limits::RateLimits::new(
+            settings.rate_limited(),
+            &settings.limits,
+            app.metrics.rate_limited.clone(),
+        ));
+        if !settings.rate_limited() {
+            tracing::warn!("rate limits are off (rate_limits = \"off\")");
+        }
         let mut server = HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(app.clone())
                 .app_data(metrics.clone())
                 .app_data(limit)
                 .app_data(proxies.clone())
+                .app_data(limits.clone())
                 .wrap(from_fn(api::audit::middleware))
+                .wrap(from_fn(api::limits::middleware))
                 .wrap(api::edge::cors(&cors_origins))
                 .wrap(from_fn(api::edge::finish))
                 .wrap(from_fn(telemetry::http_metrics))

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub cache: IntCounterVec,
     pub projection_lag: HistogramVec,
     pub dead_letters: IntCounterVec,
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -95,6 +96,14 @@ impl Metrics {
             ),
             &["projection"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Requests refused 429 by route class (auth, search, api)",
+            ),
+            &["class"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(projection_lag.clone()))?;
@@ -111,6 +120,7 @@ impl Metrics {
             cache,
             projection_lag,
             dead_letters,
+            rate_limited,
         })
     }
 

@@ -60,6 +60,9 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let child = Command::new(shopstream()?)
             .arg("serve")
+            // Load comes from one address: limits would refuse most of it.
+            // A scenario that measures the limiter switches it on.
+            .env("SHOPSTREAM_RATE_LIMITS", "off")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SHOPSTREAM_DATA_DIR", data_dir)
             .env("SHOPSTREAM_HTTP_ADDR", format!("127.0.0.1:{port}"))

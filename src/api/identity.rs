@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::committed;
 use super::extract::{Caller, CommandRequest, JsonBody, Validator};
+use super::limits::RateLimits;
 use super::problem::ApiError;
 use super::read;
 use crate::app::App;
@@ -91,10 +92,19 @@ struct Credentials {
 
 async fn token(
     app: web::Data<App>,
+    limits: web::Data<RateLimits>,
     req: HttpRequest,
     body: JsonBody<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let client = super::client::address(&req);
+    // An account under attack from many addresses is limited too, before
+    // any password is hashed.
+    if let Some(verdict) = limits.check_account(&body.email)
+        && verdict.retry_after.is_some()
+    {
+        super::audit::login(&body.email, client, Err("rate limited"));
+        return Err(verdict.refusal());
+    }
     let token = match app.auth.login(&body.email, &body.password).await {
         Ok(token) => token,
         Err(e) => {

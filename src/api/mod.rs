@@ -6,6 +6,7 @@
 //! - [`correlation`]: correlation ids on requests, responses, logs, events.
 //! - [`client`]: the client's address, through trusted proxies.
 //! - [`audit`]: the audit log (logins, administrative requests).
+//! - [`limits`]: rate limits per route class.
 //! - [`edge`]: CORS, security headers, problem bodies for every error.
 //! - [`read`]: what query endpoints share (consistency waits, ETags, owners).
 //! - [`routes`]: the OpenAPI document's routes as a table (405 and `Allow`).
@@ -21,6 +22,7 @@ pub mod correlation;
 pub mod edge;
 pub mod extract;
 pub mod identity;
+pub mod limits;
 pub mod operations;
 pub mod orders;
 pub mod problem;

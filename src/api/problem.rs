@@ -151,6 +151,17 @@ impl ApiError {
         Self::new(status, code, detail)
     }
 
+    /// 429: the caller's bucket of a route class is empty for `wait` s.
+    pub fn rate_limited(wait: u64, class: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many {class} requests; try again in {wait} s"),
+        );
+        e.0.retry_after = Some(wait);
+        e
+    }
+
     /// 405 for a route that exists with other methods, which `Allow` names.
     pub fn method_not_allowed(allowed: Vec<String>) -> Self {
         let mut e = Self::new(

@@ -54,7 +54,9 @@ pub struct AuthService {
     hasher: PasswordHasher,
     tokens: TokenIssuer,
     aggregates: AggregateCache,
-    /// argon2 is CPU- and memory-heavy: at most this many hashes at once.
+    /// argon2 is CPU- and memory-heavy: at most half the cores hash at
+    /// once, so a flood of logins (past the rate limits, from many
+    /// addresses) cannot take every core from queries and commands.
     hashing: Arc<Semaphore>,
 }
 
@@ -65,7 +67,7 @@ impl AuthService {
             hasher,
             tokens,
             aggregates,
-            hashing: Arc::new(Semaphore::new(cores)),
+            hashing: Arc::new(Semaphore::new((cores / 2).max(1))),
         }
     }
 

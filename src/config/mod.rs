@@ -46,6 +46,11 @@ pub struct Settings {
     #[serde(default, deserialize_with = "lenient::secret")]
     pub jwt_secret: Option<SecretString>,
     pub http: HttpSettings,
+    /// `off` switches every rate limit off (load tests, benchmarks); any
+    /// other value keeps them on.
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub rate_limits: Option<String>,
+    pub limits: LimitSettings,
     pub commands: CommandSettings,
     pub cache: CacheSettings,
     pub queries: QuerySettings,
@@ -145,6 +150,27 @@ impl HttpSettings {
             .filter(|o| !o.is_empty())
             .map(String::from)
             .collect()
+    }
+}
+
+/// Rate limits per route class (see `api::limits`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub auth_per_minute: u32,
+    pub search_per_minute: u32,
+    pub api_per_minute: u32,
+    /// For upload endpoints (none yet).
+    pub uploads_per_hour: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            auth_per_minute: 5,
+            search_per_minute: 50,
+            api_per_minute: 100,
+            uploads_per_hour: 10,
+        }
     }
 }
 
@@ -351,6 +377,11 @@ impl Settings {
         }
     }
 
+    /// Whether rate limits apply (anything but `off`).
+    pub fn rate_limited(&self) -> bool {
+        self.rate_limits.as_deref().map(str::trim) != Some("off")
+    }
+
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs)
     }
@@ -408,16 +439,25 @@ mod lenient {
         Bool(bool),
     }
 
-    pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-        Ok(Option::<Scalar>::deserialize(d)?.map(|s| {
-            SecretString::from(match s {
+    impl Scalar {
+        fn text(self) -> String {
+            match self {
                 Scalar::Text(t) => t,
                 Scalar::Int(i) => i.to_string(),
                 Scalar::Uint(u) => u.to_string(),
                 Scalar::Float(f) => f.to_string(),
                 Scalar::Bool(b) => b.to_string(),
-            })
-        }))
+            }
+        }
+    }
+
+    pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(Option::<Scalar>::deserialize(d)?.map(|s| SecretString::from(s.text())))
+    }
+
+    /// Text, whatever the environment's value looked like (`off`, `0`).
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Scalar>::deserialize(d)?.map(Scalar::text))
     }
 }
 

@@ -10,6 +10,7 @@ mod checkout;
 mod edge;
 mod events;
 mod identity;
+mod limits;
 mod orders;
 mod queries;
 mod reports;

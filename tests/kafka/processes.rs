@@ -58,6 +58,7 @@ impl Topology {
         let env = [
             ("SHOPSTREAM_DATA_DIR", dir.path().display().to_string()),
             ("SHOPSTREAM_FEED", "kafka".into()),
+            ("SHOPSTREAM_RATE_LIMITS", "off".into()),
             ("SHOPSTREAM_KAFKA_BROKERS", kafka.brokers.clone()),
             ("SHOPSTREAM_KAFKA_TOPIC_PREFIX", kafka.topic_prefix.clone()),
             ("SHOPSTREAM_KAFKA__PARTITIONS", kafka.partitions.to_string()),

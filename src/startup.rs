@@ -110,6 +110,8 @@ impl Application {
                 })]
             }
         });
+        // Role changes, disabled accounts and logouts made anywhere.
+        tasks.push(app.watch_security(stop.clone()));
         // Rebuilds by the CLI in another process switch generations in the
         // registry; look at it now and then.
         let (queries, refresh_stop) = (app.queries.clone(), stop.clone());

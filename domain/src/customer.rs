@@ -39,6 +39,18 @@ pub struct RoleChanged {
     pub at: DateTime<Utc>,
 }
 
+/// An admin shut the customer out: no login, and their tokens stop
+/// working.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerDisabled {
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerEnabled {
+    pub at: DateTime<Utc>,
+}
+
 event_set! {
     /// Events of a customer stream.
     pub enum CustomerEvent {
@@ -46,12 +58,18 @@ event_set! {
         PasswordSet = 1,
         EmailVerified = 1,
         RoleChanged = 1,
+        CustomerDisabled = 1,
+        CustomerEnabled = 1,
     }
 }
 
 /// Event types whose data holds secrets, with the field to redact when events
 /// leave the system (exports, stream views, the Kafka feed).
-pub const SECRET_FIELDS: &[(&str, &str)] = &[("PasswordSet", "password_hash")];
+pub const SECRET_FIELDS: &[(&str, &str)] = &[
+    ("PasswordSet", "password_hash"),
+    ("SessionStarted", "token_hash"),
+    ("SessionRefreshed", "token_hash"),
+];
 
 #[derive(Debug, Clone)]
 pub enum CustomerCommand {
@@ -74,6 +92,11 @@ pub enum CustomerCommand {
         role: Role,
         at: DateTime<Utc>,
     },
+    /// Turns the customer's access off (`false`) or on again.
+    SetEnabled {
+        enabled: bool,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,6 +113,8 @@ pub struct Registration {
     pub password_hash: Option<PasswordHash>,
     pub email_verified: bool,
     pub registered_at: DateTime<Utc>,
+    /// Whether they may log in and use their tokens.
+    pub enabled: bool,
 }
 
 impl Aggregate for Customer {
@@ -151,6 +176,11 @@ impl Aggregate for Customer {
                     .into(),
                 ])
             }
+            (SetEnabled { enabled, at }, Some(reg)) => Ok(match (reg.enabled, *enabled) {
+                (true, false) => vec![CustomerDisabled { at: *at }.into()],
+                (false, true) => vec![CustomerEnabled { at: *at }.into()],
+                _ => vec![],
+            }),
             (ChangeRole { role, at }, Some(reg)) => {
                 if reg.role == *role {
                     return Ok(vec![]);
@@ -178,6 +208,7 @@ impl Aggregate for Customer {
                     password_hash: None,
                     email_verified: false,
                     registered_at: e.registered_at,
+                    enabled: true,
                 });
             }
             (CustomerEvent::PasswordSet(e), Some(reg)) => {
@@ -185,6 +216,8 @@ impl Aggregate for Customer {
             }
             (CustomerEvent::EmailVerified(_), Some(reg)) => reg.email_verified = true,
             (CustomerEvent::RoleChanged(e), Some(reg)) => reg.role = e.role,
+            (CustomerEvent::CustomerDisabled(_), Some(reg)) => reg.enabled = false,
+            (CustomerEvent::CustomerEnabled(_), Some(reg)) => reg.enabled = true,
             // Events before registration cannot have been accepted; folding
             // ignores them rather than failing.
             (_, None) => {}

@@ -12,6 +12,7 @@
 //!   the one error type the domain refuses with.
 //! - [`customer`], [`product`], [`inventory`], [`cart`], [`order`]: one
 //!   aggregate each, with its commands, events and rules.
+//! - [`session`]: a customer's login, kept by rotating refresh tokens.
 //! - [`claim`]: uniqueness of emails and SKUs through reservation streams.
 //! - [`process`]: decisions spanning several aggregates (checkout, cancel,
 //!   ship), appended atomically by the application.
@@ -27,6 +28,7 @@ pub mod inventory;
 pub mod order;
 pub mod process;
 pub mod product;
+pub mod session;
 pub mod values;
 
 #[cfg(any(test, feature = "testing"))]

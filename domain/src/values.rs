@@ -87,6 +87,10 @@ id_type!(
     /// An order, created by a checkout.
     OrderId
 );
+id_type!(
+    /// One login of a customer (its refresh tokens and access tokens).
+    SessionId
+);
 
 /// Trimmed text of bounded length with no control characters.
 fn bounded_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, FieldError> {

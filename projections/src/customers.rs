@@ -20,7 +20,14 @@ pub struct CustomerDoc {
     pub role: Role,
     pub email_verified: bool,
     pub registered_at: DateTime<Utc>,
+    /// Whether they may log in (an admin can turn it off).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
     pub revision: u64,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 pub struct Customers;
@@ -31,7 +38,8 @@ impl Projection for Customers {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: `enabled`.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -62,6 +70,7 @@ impl Projection for Customers {
                 role: r.role,
                 email_verified: false,
                 registered_at: r.registered_at,
+                enabled: true,
                 revision: env.revision,
             },
             CustomerEvent::PasswordSet(_) => return Ok(vec![]),
@@ -72,6 +81,11 @@ impl Projection for Customers {
             },
             CustomerEvent::RoleChanged(c) => CustomerDoc {
                 role: c.role,
+                revision: env.revision,
+                ..doc_of(rows.get(&key)?, &key)?
+            },
+            CustomerEvent::CustomerDisabled(_) | CustomerEvent::CustomerEnabled(_) => CustomerDoc {
+                enabled: matches!(event, CustomerEvent::CustomerEnabled(_)),
                 revision: env.revision,
                 ..doc_of(rows.get(&key)?, &key)?
             },

@@ -36,9 +36,8 @@ pub async fn middleware(
     let method = req.method().to_string();
     let path = req.path().to_string();
     let client = super::client::address(req.request()).map(|ip| ip.to_string());
-    let actor = super::extract::actor_of(req.request())
-        .map(|a| a.label())
-        .unwrap_or_else(|_| "invalid-token".into());
+    let actor = super::extract::signed_customer(req.request())
+        .map_or_else(|| "anonymous".to_string(), |id| format!("customer:{id}"));
     let correlation_id = req
         .extensions()
         .get::<CorrelationId>()

@@ -1,8 +1,6 @@
 //! What handlers take from a request: who is calling, the command headers,
 //! a JSON body kept with its bytes, and validated fields.
 
-use std::future::{Ready, ready};
-
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
@@ -47,34 +45,54 @@ pub fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The actor a request's token names (anonymous without one).
-pub fn actor_of(req: &HttpRequest) -> Result<Actor, ApiError> {
-    caller(req)
-}
-
-fn caller(req: &HttpRequest) -> Result<Actor, ApiError> {
+/// The request's bearer token, if it sends one (a malformed
+/// `Authorization` is refused rather than ignored).
+fn token_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(Actor::Anonymous);
+        return Ok(None);
     };
-    let token = value
+    value
         .to_str()
         .ok()
         .and_then(bearer)
-        .ok_or_else(|| ApiError::unauthorized("use Authorization: Bearer <token>"))?;
-    let app = req
-        .app_data::<web::Data<App>>()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-    app.auth
-        .authenticate(token)
-        .map_err(|e| ApiError::unauthorized(e.to_string()))
+        .map(|t| Some(t.to_string()))
+        .ok_or_else(|| ApiError::unauthorized("use Authorization: Bearer <token>"))
+}
+
+fn app_of(req: &HttpRequest) -> Result<web::Data<App>, ApiError> {
+    req.app_data::<web::Data<App>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))
+}
+
+/// The customer a request's token is signed for, by its signature alone
+/// (rate limits and the audit log key on it; what the caller may do is
+/// [`Caller`]'s business).
+pub fn signed_customer(req: &HttpRequest) -> Option<shopstream_domain::values::CustomerId> {
+    let token = token_of(req).ok()??;
+    app_of(req).ok()?.auth.signed_for(&token)
+}
+
+/// Who is calling: the token checked against its customer's current
+/// state (known, enabled, role) and its session.
+fn caller(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Actor, ApiError>> {
+    let found = token_of(req).and_then(|t| Ok((t, app_of(req)?)));
+    Box::pin(async move {
+        let (token, app) = found?;
+        let Some(token) = token else {
+            return Ok(Actor::Anonymous);
+        };
+        Ok(app.auth.authenticate(&token).await?)
+    })
 }
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(caller(req).map(Caller))
+        let actor = caller(req);
+        Box::pin(async move { actor.await.map(Caller) })
     }
 }
 
@@ -118,11 +136,11 @@ fn parse_if_match(value: &header::HeaderValue) -> Result<u64, ApiError> {
 
 impl FromRequest for CommandRequest {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready((|| {
-            let actor = caller(req)?;
+        let actor = caller(req);
+        let headers = (|| -> Result<_, ApiError> {
             let if_match = req
                 .headers()
                 .get(header::IF_MATCH)
@@ -141,14 +159,23 @@ impl FromRequest for CommandRequest {
                 .get::<CorrelationId>()
                 .map(|c| c.0.clone())
                 .unwrap_or_default();
-            Ok(CommandRequest {
-                actor,
+            Ok((
                 correlation_id,
                 if_match,
                 idempotency_key,
-                request_line: format!("{} {}", req.method(), req.path()),
+                format!("{} {}", req.method(), req.path()),
+            ))
+        })();
+        Box::pin(async move {
+            let (correlation_id, if_match, idempotency_key, request_line) = headers?;
+            Ok(CommandRequest {
+                actor: actor.await?,
+                correlation_id,
+                if_match,
+                idempotency_key,
+                request_line,
             })
-        })())
+        })
     }
 }
 

@@ -13,14 +13,18 @@ use super::problem::ApiError;
 use super::read;
 use crate::app::App;
 use crate::app::auth::PASSWORD_CHARS;
-use crate::app::commands::customers::{ChangeRole, RegisterCustomer};
+use crate::app::commands::customers::{ChangeRole, RegisterCustomer, SetCustomerEnabled};
 use crate::app::queries::customers as queries;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/customers", web::post().to(register))
         .route("/customers/me", web::get().to(me))
         .route("/auth/token", web::post().to(token))
-        .route("/admin/customers/{id}/role", web::put().to(change_role));
+        .route("/auth/refresh", web::post().to(refresh))
+        .route("/auth/logout", web::post().to(logout))
+        .route("/admin/customers/{id}/role", web::put().to(change_role))
+        .route("/admin/customers/{id}/disable", web::post().to(disable))
+        .route("/admin/customers/{id}/enable", web::post().to(enable));
 }
 
 async fn me(
@@ -105,7 +109,11 @@ async fn token(
         super::audit::login(&body.email, client, Err("rate limited"));
         return Err(verdict.refusal());
     }
-    let token = match app.auth.login(&body.email, &body.password).await {
+    let token = match app
+        .auth
+        .login(&app.commands, &body.email, &body.password)
+        .await
+    {
         Ok(token) => token,
         Err(e) => {
             super::audit::login(&body.email, client, Err(&e.to_string()));
@@ -116,6 +124,71 @@ async fn token(
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(token))
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new pair (the old one is spent).
+async fn refresh(
+    app: web::Data<App>,
+    body: JsonBody<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let token = app.auth.refresh(&app.commands, &body.refresh_token).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(token))
+}
+
+/// Ends the session a refresh token belongs to: it and every access token
+/// of the session stop working.
+async fn logout(
+    app: web::Data<App>,
+    body: JsonBody<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    app.auth.logout(&app.commands, &body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_enabled(
+    app: &App,
+    request: CommandRequest,
+    id: Uuid,
+    enabled: bool,
+) -> Result<HttpResponse, ApiError> {
+    request.with_role(&[Role::Admin])?;
+    let ctx = request.context(b"")?;
+    let customer_id = CustomerId(id);
+    let done = app
+        .commands
+        .execute(
+            &ctx,
+            &SetCustomerEnabled {
+                customer_id,
+                enabled,
+            },
+        )
+        .await?;
+    app.auth.forget_customer(customer_id).await;
+    Ok(committed(StatusCode::OK, &done))
+}
+
+async fn disable(
+    app: web::Data<App>,
+    request: CommandRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_enabled(&app, request, id.into_inner(), false).await
+}
+
+async fn enable(
+    app: web::Data<App>,
+    request: CommandRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_enabled(&app, request, id.into_inner(), true).await
 }
 
 #[derive(Deserialize)]
@@ -136,5 +209,6 @@ async fn change_role(
         role: body.role,
     };
     let done = app.commands.execute(&ctx, &command).await?;
+    app.auth.forget_customer(command.customer_id).await;
     Ok(committed(StatusCode::OK, &done))
 }

@@ -255,10 +255,7 @@ pub async fn middleware(
     let (Some(limits), Some(class)) = (limits, class) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let key = match super::extract::actor_of(req.request())
-        .ok()
-        .and_then(|a| a.customer_id())
-    {
+    let key = match super::extract::signed_customer(req.request()) {
         Some(id) => Key::Customer(id.as_uuid()),
         None => super::client::address(req.request()).map_or(Key::Unknown, Key::Address),
     };

@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use shopstream_domain::DomainError;
 use shopstream_domain::values::FieldError;
+use shopstream_infra::crypto::token::TokenError;
 use shopstream_infra::event_store::StoreError;
 use shopstream_infra::read_store::ReadStoreError;
 
@@ -318,6 +319,10 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::BadCredentials => ApiError::unauthorized("invalid email or password"),
+            AuthError::Revoked(why) => ApiError::unauthorized(why),
+            AuthError::Token(TokenError::Expired | TokenError::Invalid) => {
+                ApiError::unauthorized(e.to_string())
+            }
             AuthError::Command(c) => c.into(),
             AuthError::Hashing(_) | AuthError::Token(_) | AuthError::Pool(_) => {
                 ApiError::internal(e)

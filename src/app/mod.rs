@@ -96,7 +96,7 @@ impl App {
             Err(e) => return Err(anyhow::Error::new(e).context("reading the projection registry")),
         }
         Ok(App {
-            auth: AuthService::new(hasher, tokens, aggregates),
+            auth: AuthService::new(hasher, tokens, aggregates, settings.refresh_token_ttl()),
             commands,
             history: History::new(stores.events.clone(), queries.clone()),
             operations: Operations::new(
@@ -109,6 +109,76 @@ impl App {
             metrics,
             currency,
             stores,
+        })
+    }
+
+    /// Follows the event store for what changes who may do what (roles,
+    /// disabled accounts, ended sessions) and drops it from the auth
+    /// caches at once, until `stop`: a change made through another node
+    /// takes effect here without waiting for the caches' time bound.
+    pub fn watch_security(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        use shopstream_domain::values::{CustomerId, SessionId};
+        let (events, auth) = (self.stores.events.clone(), self.auth.clone());
+        let filter = shopstream_infra::event_store::EventFilter {
+            types: [
+                "RoleChanged",
+                "CustomerDisabled",
+                "CustomerEnabled",
+                "SessionEnded",
+            ]
+            .map(String::from)
+            .to_vec(),
+            stream_prefix: None,
+        };
+        tokio::spawn(async move {
+            let mut after = None;
+            while !stop.is_cancelled() {
+                let followed = async {
+                    let from = match after {
+                        Some(p) => p,
+                        None => events.head_position().await?,
+                    };
+                    let mut sub = events.subscribe_all(from, filter.clone()).await?;
+                    loop {
+                        let slice = sub.next().await?;
+                        for event in &slice.events {
+                            let id = |prefix: &str| {
+                                event
+                                    .stream
+                                    .strip_prefix(prefix)?
+                                    .parse::<uuid::Uuid>()
+                                    .ok()
+                            };
+                            if let Some(id) = id("customer-") {
+                                auth.forget_customer(CustomerId(id)).await;
+                            } else if let Some(id) = id("session-") {
+                                auth.forget_session(SessionId(id)).await;
+                            }
+                        }
+                        after = Some(slice.scanned_to);
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), shopstream_infra::event_store::StoreError>(())
+                };
+                tokio::select! {
+                    result = followed => {
+                        if let Err(e) = result {
+                            tracing::warn!(
+                                error = %shopstream_infra::error::Report(&e),
+                                "following security changes: again in a second"
+                            );
+                        }
+                    }
+                    _ = stop.cancelled() => return,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
         })
     }
 

@@ -39,6 +39,8 @@ pub struct Settings {
     pub kafka_topic_prefix: String,
     pub kafka: KafkaTuning,
     pub token_ttl_secs: u64,
+    /// How long a session's refresh token stays good unused.
+    pub refresh_token_ttl_secs: u64,
     #[serde(default, deserialize_with = "lenient::secret")]
     pub admin_email: Option<SecretString>,
     #[serde(default, deserialize_with = "lenient::secret")]
@@ -384,6 +386,10 @@ impl Settings {
 
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
     }
 
     /// The configured token secret, or the one kept in the data directory

@@ -16,4 +16,5 @@ mod queries;
 mod reports;
 mod restart;
 mod semantics;
+mod sessions;
 mod unavailable;

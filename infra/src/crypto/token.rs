@@ -1,12 +1,12 @@
-//! Access tokens: HS256 JWTs naming the customer and their role.
-//!
-//! A role change takes effect with the next token; tokens are short-lived
-//! (one hour by default) for that reason.
+//! Access tokens: short-lived HS256 JWTs naming the customer, the role
+//! they had when it was issued and the session it belongs to. What a
+//! request may do is decided on the customer's current state (role,
+//! enabled, session live), not on the claims alone.
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use shopstream_domain::values::{CustomerId, Role};
+use shopstream_domain::values::{CustomerId, Role, SessionId};
 
 const ISSUER: &str = "shopstream";
 
@@ -14,6 +14,10 @@ const ISSUER: &str = "shopstream";
 pub struct Claims {
     pub sub: CustomerId,
     pub role: Role,
+    /// The session (login) the token belongs to; tokens issued before
+    /// sessions existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<SessionId>,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -69,11 +73,13 @@ impl TokenIssuer {
         &self,
         customer: CustomerId,
         role: Role,
+        session: Option<SessionId>,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), TokenError> {
         let claims = Claims {
             sub: customer,
             role,
+            sid: session,
             iat: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
             iss: ISSUER.to_string(),
@@ -116,7 +122,7 @@ mod tests {
     fn an_issued_token_verifies_with_its_claims() {
         let issuer = issuer(&[7; 32]);
         let id = CustomerId(Uuid::from_u128(1));
-        let (token, ttl) = issuer.issue(id, Role::Admin, Utc::now()).unwrap();
+        let (token, ttl) = issuer.issue(id, Role::Admin, None, Utc::now()).unwrap();
         assert_eq!(ttl, 3600);
         let claims = issuer.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.role), (id, Role::Admin));
@@ -128,7 +134,7 @@ mod tests {
             TokenIssuer::new(&[7; 32], std::time::Duration::from_secs(10 * 365 * 86400)).unwrap();
         let short = issuer(&[7; 32]);
         let id = CustomerId(Uuid::from_u128(1));
-        let (far, _) = long.issue(id, Role::Customer, Utc::now()).unwrap();
+        let (far, _) = long.issue(id, Role::Customer, None, Utc::now()).unwrap();
         assert!(long.verify(&far).is_ok());
         assert!(
             matches!(short.verify(&far), Err(TokenError::Invalid)),
@@ -136,7 +142,12 @@ mod tests {
         );
         // Issued in the future, so that its lifetime looks right.
         let (ahead, _) = short
-            .issue(id, Role::Customer, Utc::now() + chrono::Duration::days(30))
+            .issue(
+                id,
+                Role::Customer,
+                None,
+                Utc::now() + chrono::Duration::days(30),
+            )
             .unwrap();
         assert!(matches!(short.verify(&ahead), Err(TokenError::Invalid)));
     }
@@ -147,10 +158,15 @@ mod tests {
         let b = issuer(&[8; 32]);
         let id = CustomerId(Uuid::from_u128(1));
         let (old, _) = a
-            .issue(id, Role::Customer, Utc::now() - chrono::Duration::hours(2))
+            .issue(
+                id,
+                Role::Customer,
+                None,
+                Utc::now() - chrono::Duration::hours(2),
+            )
             .unwrap();
         assert!(matches!(a.verify(&old), Err(TokenError::Expired)));
-        let (token, _) = a.issue(id, Role::Customer, Utc::now()).unwrap();
+        let (token, _) = a.issue(id, Role::Customer, None, Utc::now()).unwrap();
         assert!(matches!(b.verify(&token), Err(TokenError::Invalid)));
         let mut tampered = token.clone();
         tampered.insert(tampered.len() / 2, 'x');

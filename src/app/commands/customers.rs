@@ -124,3 +124,47 @@ impl Command for SetPassword {
         Ok(())
     }
 }
+
+/// Turns a customer's access off (no login; their tokens stop working) or
+/// on again. Admins only, and never on oneself.
+#[derive(Debug, Clone)]
+pub struct SetCustomerEnabled {
+    pub customer_id: CustomerId,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessView {
+    pub customer_id: CustomerId,
+    pub enabled: bool,
+}
+
+impl Command for SetCustomerEnabled {
+    type Output = AccessView;
+    const NAME: &'static str = "set_customer_enabled";
+
+    fn target(&self) -> String {
+        stream_name::<Customer>(self.customer_id)
+    }
+
+    async fn decide(&self, uow: &mut UnitOfWork<'_>) -> Result<AccessView, CommandError> {
+        uow.require_admin()?;
+        if !self.enabled && uow.ctx().actor.customer_id() == Some(self.customer_id) {
+            return Err(shopstream_domain::DomainError::invalid(
+                "customer_id",
+                "an admin cannot disable themselves",
+            )
+            .into());
+        }
+        let customer = uow.load::<Customer>(self.customer_id).await?;
+        let events = customer.state.decide(&CustomerCommand::SetEnabled {
+            enabled: self.enabled,
+            at: uow.now(),
+        })?;
+        uow.stage(&customer, events);
+        Ok(AccessView {
+            customer_id: self.customer_id,
+            enabled: self.enabled,
+        })
+    }
+}

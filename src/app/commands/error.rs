@@ -35,3 +35,18 @@ pub enum CommandError {
     #[error("an idempotency record could not be written or read")]
     Record(#[source] serde_json::Error),
 }
+
+impl CommandError {
+    /// A copy of an error several waiters share (a cache's load): refusals
+    /// and store failures keep their kind, anything else reads as a store
+    /// that holds something it cannot use.
+    pub fn shared(e: &std::sync::Arc<CommandError>) -> CommandError {
+        match &**e {
+            CommandError::Domain(d) => CommandError::Domain(d.clone()),
+            CommandError::Store(s) => CommandError::Store(s.clone()),
+            other => CommandError::Store(StoreError::Corrupt(shopstream_infra::error::cause(
+                other.to_string(),
+            ))),
+        }
+    }
+}

@@ -30,6 +30,7 @@ pub mod catalogue;
 pub mod customers;
 pub mod inventory;
 pub mod orders;
+pub mod sessions;
 
 mod context;
 mod error;

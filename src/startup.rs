@@ -112,6 +112,12 @@ impl Application {
         });
         // Role changes, disabled accounts and logouts made anywhere.
         tasks.push(app.watch_security(stop.clone()));
+        // Verification mail (one process at a time sends).
+        if settings.mail.enabled {
+            let mailer = app.mailer(&settings)?;
+            let mail_stop = stop.clone();
+            tasks.push(tokio::spawn(async move { mailer.run(mail_stop).await }));
+        }
         // Rebuilds by the CLI in another process switch generations in the
         // registry; look at it now and then.
         let (queries, refresh_stop) = (app.queries.clone(), stop.clone());

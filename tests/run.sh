@@ -12,11 +12,14 @@ command -v cargo >/dev/null || { echo "cargo is needed: install Rust from rustup
 # independent Kafka implementation). Building it takes 10-20 minutes once.
 command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 
-# The compose files are checked against the Compose Specification's schema
-# (there may be no Docker engine to ask); the validator comes from PyPI.
-python3 -m check_jsonschema --version >/dev/null 2>&1 ||
-    python3 -m pip install --quiet --user check-jsonschema ||
-    python3 -m pip install --quiet --user --break-system-packages check-jsonschema
+# From PyPI, pinned: the compose files are checked against the Compose
+# Specification's schema (there may be no Docker engine to ask), and the
+# mail tests talk to a real SMTP server (aiosmtpd).
+for package in check-jsonschema==0.39.0 aiosmtpd==1.4.6; do
+    python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('${package%%==*}') != '${package##*==}')" 2>/dev/null ||
+        python3 -m pip install --quiet --user "$package" ||
+        python3 -m pip install --quiet --user --break-system-packages "$package"
+done
 python3 -m check_jsonschema --builtin-schema vendor.compose-spec \
     docker-compose.yml docker-compose.embedded.yml
 

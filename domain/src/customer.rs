@@ -1,11 +1,19 @@
 //! Customer: registration, credentials, email verification and role.
 //!
+//! Verification mail is asked for by registering (the request is the
+//! registration event itself) or by [`VerificationRequested`]; the mailer
+//! records each message it sent as [`VerificationMailSent`], so a request
+//! is answered once, whatever restarts in between.
+//!
 //! Admins and analysts are customers with another role, so one login path
 //! serves everyone. The password hash lives in its own event type,
 //! [`PasswordSet`], so that exports can redact exactly that.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, DomainError};
 use crate::event_set;
@@ -39,6 +47,22 @@ pub struct RoleChanged {
     pub at: DateTime<Utc>,
 }
 
+/// The customer asked for the verification mail again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationRequested {
+    pub request_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+/// A verification mail left for the customer's address, answering one
+/// request (a registration's event id, or a [`VerificationRequested`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationMailSent {
+    pub request_id: Uuid,
+    pub to: Email,
+    pub at: DateTime<Utc>,
+}
+
 /// An admin shut the customer out: no login, and their tokens stop
 /// working.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +84,8 @@ event_set! {
         RoleChanged = 1,
         CustomerDisabled = 1,
         CustomerEnabled = 1,
+        VerificationRequested = 1,
+        VerificationMailSent = 1,
     }
 }
 
@@ -97,6 +123,16 @@ pub enum CustomerCommand {
         enabled: bool,
         at: DateTime<Utc>,
     },
+    /// Asks for the verification mail again.
+    RequestVerification {
+        request_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Records the verification mail sent for a request.
+    RecordVerificationMail {
+        request_id: Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,6 +151,8 @@ pub struct Registration {
     pub registered_at: DateTime<Utc>,
     /// Whether they may log in and use their tokens.
     pub enabled: bool,
+    /// Verification requests answered with a mail.
+    pub mails_sent: BTreeSet<Uuid>,
 }
 
 impl Aggregate for Customer {
@@ -181,6 +219,35 @@ impl Aggregate for Customer {
                 (false, true) => vec![CustomerEnabled { at: *at }.into()],
                 _ => vec![],
             }),
+            (RequestVerification { request_id, at }, Some(reg)) => {
+                if reg.email_verified {
+                    return Err(DomainError::InvalidState {
+                        entity: "email address",
+                        state: "verified",
+                        action: "verify again",
+                    });
+                }
+                Ok(vec![
+                    VerificationRequested {
+                        request_id: *request_id,
+                        at: *at,
+                    }
+                    .into(),
+                ])
+            }
+            (RecordVerificationMail { request_id, at }, Some(reg)) => {
+                if reg.mails_sent.contains(request_id) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    VerificationMailSent {
+                        request_id: *request_id,
+                        to: reg.email.clone(),
+                        at: *at,
+                    }
+                    .into(),
+                ])
+            }
             (ChangeRole { role, at }, Some(reg)) => {
                 if reg.role == *role {
                     return Ok(vec![]);
@@ -209,6 +276,7 @@ impl Aggregate for Customer {
                     email_verified: false,
                     registered_at: e.registered_at,
                     enabled: true,
+                    mails_sent: BTreeSet::new(),
                 });
             }
             (CustomerEvent::PasswordSet(e), Some(reg)) => {
@@ -218,6 +286,10 @@ impl Aggregate for Customer {
             (CustomerEvent::RoleChanged(e), Some(reg)) => reg.role = e.role,
             (CustomerEvent::CustomerDisabled(_), Some(reg)) => reg.enabled = false,
             (CustomerEvent::CustomerEnabled(_), Some(reg)) => reg.enabled = true,
+            (CustomerEvent::VerificationMailSent(e), Some(reg)) => {
+                reg.mails_sent.insert(e.request_id);
+            }
+            (CustomerEvent::VerificationRequested(_), Some(_)) => {}
             // Events before registration cannot have been accepted; folding
             // ignores them rather than failing.
             (_, None) => {}

@@ -15,12 +15,14 @@
 //! - [`error`]: what the ports' errors share: causes kept as sources.
 //! - `sqlite`: how the embedded stores open SQLite files and pool readers.
 //! - [`files`]: files and directories only their owner may read.
+//! - [`mail`]: mail leaving the system (SMTP, or `.eml` files).
 
 pub mod crypto;
 pub mod error;
 pub mod event_store;
 pub mod feed;
 pub mod files;
+pub mod mail;
 pub mod read_store;
 pub mod runner;
 mod sqlite;

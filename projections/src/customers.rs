@@ -47,11 +47,17 @@ impl Projection for Customers {
     }
 
     fn event_types(&self) -> Vec<&'static str> {
-        // Password hashes never reach the read side.
+        // Password hashes never reach the read side; mail requests and
+        // records change nothing a customer sees.
         CustomerEvent::TYPES
             .iter()
             .copied()
-            .filter(|t| *t != "PasswordSet")
+            .filter(|t| {
+                !matches!(
+                    *t,
+                    "PasswordSet" | "VerificationRequested" | "VerificationMailSent"
+                )
+            })
             .collect()
     }
 
@@ -73,7 +79,9 @@ impl Projection for Customers {
                 enabled: true,
                 revision: env.revision,
             },
-            CustomerEvent::PasswordSet(_) => return Ok(vec![]),
+            CustomerEvent::PasswordSet(_)
+            | CustomerEvent::VerificationRequested(_)
+            | CustomerEvent::VerificationMailSent(_) => return Ok(vec![]),
             CustomerEvent::EmailVerified(_) => CustomerDoc {
                 email_verified: true,
                 revision: env.revision,

@@ -101,7 +101,17 @@ async fn checkout(
     id: web::Path<Uuid>,
     body: JsonBody<CheckoutBody>,
 ) -> Result<HttpResponse, ApiError> {
-    request.signed_in()?;
+    let buyer = request.signed_in()?;
+    if app.checkout_requires_verified_email
+        && let Some(customer) = buyer.customer_id()
+        && !app.auth.email_verified(customer).await?
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "email_not_verified",
+            "verify your email address before checking out",
+        ));
+    }
     let ctx = request.context(&body.raw)?;
     let mut v = Validator::default();
     let Some(address) = v.check("shipping_address", shipping_address(&body.shipping_address))

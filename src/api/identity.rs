@@ -13,12 +13,19 @@ use super::problem::ApiError;
 use super::read;
 use crate::app::App;
 use crate::app::auth::PASSWORD_CHARS;
-use crate::app::commands::customers::{ChangeRole, RegisterCustomer, SetCustomerEnabled};
+use crate::app::commands::customers::{
+    ChangeRole, RegisterCustomer, RequestVerification, SetCustomerEnabled,
+};
 use crate::app::queries::customers as queries;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/customers", web::post().to(register))
         .route("/customers/me", web::get().to(me))
+        .route("/customers/verify-email", web::post().to(verify_email))
+        .route(
+            "/customers/me/verification",
+            web::post().to(request_verification),
+        )
         .route("/auth/token", web::post().to(token))
         .route("/auth/refresh", web::post().to(refresh))
         .route("/auth/logout", web::post().to(logout))
@@ -124,6 +131,48 @@ async fn token(
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(token))
+}
+
+#[derive(Deserialize)]
+struct VerificationBody {
+    token: String,
+}
+
+/// Verifies the address a verification link was sent to.
+async fn verify_email(
+    app: web::Data<App>,
+    body: JsonBody<VerificationBody>,
+) -> Result<HttpResponse, ApiError> {
+    let position = app.auth.verify_email(&app.commands, &body.token).await?;
+    Ok(HttpResponse::NoContent()
+        .insert_header((
+            super::CONSISTENCY_TOKEN,
+            super::consistency::token(position),
+        ))
+        .finish())
+}
+
+/// Asks for the verification mail again (the mailer sends it shortly).
+async fn request_verification(
+    app: web::Data<App>,
+    request: CommandRequest,
+) -> Result<HttpResponse, ApiError> {
+    let me = request
+        .signed_in()?
+        .customer_id()
+        .ok_or_else(ApiError::forbidden)?;
+    let ctx = request.context(b"")?;
+    let done = app
+        .commands
+        .execute(
+            &ctx,
+            &RequestVerification {
+                customer_id: me,
+                request_id: Uuid::now_v7(),
+            },
+        )
+        .await?;
+    Ok(committed(StatusCode::ACCEPTED, &done))
 }
 
 #[derive(Deserialize)]

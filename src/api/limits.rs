@@ -2,7 +2,7 @@
 //!
 //! | class | routes | key | default |
 //! |---|---|---|---|
-//! | `auth` | logging in, registering | client address, and the account | 5/min |
+//! | `auth` | logging in, registering, verifying an address, asking for the mail again | client address (and the account, for logins) | 5/min |
 //! | `search` | `GET /v1/products/search` | customer, or address when anonymous | 50/min |
 //! | `api` | the rest of `/v1` | customer, or address when anonymous | 100/min |
 //!
@@ -175,7 +175,10 @@ fn class_of(method: &Method, path: &str) -> Option<&'static str> {
     let auth = (*method == Method::POST)
         && matches!(
             path,
-            "/v1/auth/token" | "/v1/customers" | "/v1/customers/verify-email"
+            "/v1/auth/token"
+                | "/v1/customers"
+                | "/v1/customers/verify-email"
+                | "/v1/customers/me/verification"
         );
     Some(if auth {
         "auth"

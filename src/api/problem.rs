@@ -320,6 +320,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::BadCredentials => ApiError::unauthorized("invalid email or password"),
             AuthError::Revoked(why) => ApiError::unauthorized(why),
+            AuthError::BadLink(why) => ApiError::validation(vec![FieldError::new("token", why)]),
             AuthError::Token(TokenError::Expired | TokenError::Invalid) => {
                 ApiError::unauthorized(e.to_string())
             }

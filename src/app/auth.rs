@@ -47,6 +47,9 @@ pub enum AuthError {
     /// is unknown or disabled, its session ended, a refresh token replaced.
     #[error("{0}")]
     Revoked(&'static str),
+    /// A verification link that is not one, or no longer good.
+    #[error("the verification link is not valid: {0}")]
+    BadLink(String),
     #[error(transparent)]
     Command(#[from] CommandError),
     #[error(transparent)]
@@ -337,6 +340,50 @@ impl AuthService {
             .await?;
         self.sessions.invalidate(&presented.session).await;
         Ok(())
+    }
+
+    /// The signer of tokens and links.
+    pub fn issuer(&self) -> TokenIssuer {
+        self.tokens.clone()
+    }
+
+    /// The aggregates auth reads customers from.
+    pub fn aggregates(&self) -> AggregateCache {
+        self.aggregates.clone()
+    }
+
+    /// Verifies a customer's address from a verification link's token;
+    /// the position of `$all` that holds the verification.
+    pub async fn verify_email(
+        &self,
+        commands: &CommandService,
+        token: &str,
+    ) -> Result<u64, AuthError> {
+        let (customer_id, email) = self
+            .tokens
+            .verify_verification(token)
+            .map_err(|e| AuthError::BadLink(e.to_string()))?;
+        let email = Email::parse(&email).map_err(|_| AuthError::BadLink("bad address".into()))?;
+        let ctx = CommandContext::new(Actor::System, Uuid::now_v7().to_string());
+        let done = commands
+            .execute(
+                &ctx,
+                &super::commands::customers::VerifyEmail { customer_id, email },
+            )
+            .await?;
+        Ok(done.position)
+    }
+
+    /// Whether a customer's address is verified (read from the event
+    /// store, not a read model).
+    pub async fn email_verified(&self, id: CustomerId) -> Result<bool, AuthError> {
+        Ok(self
+            .aggregates
+            .load_fresh::<Customer>(id)
+            .await?
+            .state
+            .registered
+            .is_some_and(|r| r.email_verified))
     }
 
     /// The customer a token is signed for, by its signature alone (what

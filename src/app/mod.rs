@@ -18,10 +18,13 @@
 pub mod auth;
 pub mod commands;
 pub mod copy;
+pub mod mailer;
 pub mod operations;
 pub mod queries;
 pub mod redaction;
 pub mod stores;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 
@@ -55,6 +58,8 @@ pub struct App {
     pub metrics: Metrics,
     /// The currency carts are created in.
     pub currency: Currency,
+    /// Whether checking out needs a verified email address.
+    pub checkout_requires_verified_email: bool,
     stores: Stores,
 }
 
@@ -108,6 +113,7 @@ impl App {
             queries,
             metrics,
             currency,
+            checkout_requires_verified_email: settings.commands.checkout_requires_verified_email,
             stores,
         })
     }
@@ -191,6 +197,34 @@ impl App {
             self.stores.read.clone(),
             self.queries.clone(),
         )
+    }
+
+    /// The mailer, sending through the configured SMTP server or, with
+    /// none, into `.eml` files under `<data_dir>/mail`.
+    pub fn mailer(&self, settings: &Settings) -> anyhow::Result<mailer::Mailer> {
+        use shopstream_infra::mail::{FileMail, MailTransport, SmtpMail};
+        let url = settings.mail.smtp_url.expose_secret();
+        let transport: Arc<dyn MailTransport> = if url.trim().is_empty() {
+            Arc::new(FileMail::new(settings.data_dir.join("mail")))
+        } else {
+            Arc::new(SmtpMail::new(url).context("the SMTP server's URL")?)
+        };
+        Ok(mailer::Mailer {
+            events: self.stores.events.clone(),
+            coordination: self.stores.read.coordination.clone(),
+            commands: self.commands.clone(),
+            aggregates: self.auth.aggregates(),
+            tokens: self.auth.issuer(),
+            transport,
+            settings: mailer::MailerSettings {
+                from: settings.mail.from.clone(),
+                link_base: settings.mail.link_base.clone(),
+                link_ttl: std::time::Duration::from_secs(settings.mail.link_ttl_secs),
+                lease_ttl: std::time::Duration::from_millis(settings.mail.lease_ttl_ms),
+                batch: 64,
+            },
+            holder: crate::roles::process_name("mailer"),
+        })
     }
 
     /// Creates or updates the configured first admin.

@@ -48,6 +48,7 @@ pub struct Settings {
     #[serde(default, deserialize_with = "lenient::secret")]
     pub jwt_secret: Option<SecretString>,
     pub http: HttpSettings,
+    pub mail: MailSettings,
     /// `off` switches every rate limit off (load tests, benchmarks); any
     /// other value keeps them on.
     #[serde(default, deserialize_with = "lenient::text")]
@@ -155,6 +156,26 @@ impl HttpSettings {
     }
 }
 
+/// Verification mail.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    /// Whether `serve` runs the mailer (one process sends at a time).
+    pub enabled: bool,
+    /// `smtp://user:password@host:587?tls=required`, `smtps://…`, or empty
+    /// for `.eml` files under `<data_dir>/mail`.
+    #[serde(default = "no_secret", deserialize_with = "lenient::required_secret")]
+    pub smtp_url: SecretString,
+    pub from: String,
+    /// Where a verification link points: this, then the token.
+    pub link_base: String,
+    pub link_ttl_secs: u64,
+    pub lease_ttl_ms: u64,
+}
+
+fn no_secret() -> SecretString {
+    SecretString::from(String::new())
+}
+
 /// Rate limits per route class (see `api::limits`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
@@ -180,6 +201,8 @@ impl Default for LimitSettings {
 pub struct CommandSettings {
     pub max_attempts: u32,
     pub max_backoff_ms: u64,
+    /// Whether checking out needs a verified email address.
+    pub checkout_requires_verified_email: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -459,6 +482,10 @@ mod lenient {
 
     pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
         Ok(Option::<Scalar>::deserialize(d)?.map(|s| SecretString::from(s.text())))
+    }
+
+    pub fn required_secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+        Ok(secret(d)?.unwrap_or_else(|| SecretString::from(String::new())))
     }
 
     /// Text, whatever the environment's value looked like (`off`, `0`).

@@ -92,6 +92,9 @@ pub fn settings_with(dir: &Path, overrides: &[(&str, Value)]) -> Settings {
         // Every test client comes from 127.0.0.1: the limits' own tests
         // switch them on.
         .merge(Serialized::default("rate_limits", "off"))
+        // The mailer appends to customer streams on its own time: only the
+        // mail tests run it.
+        .merge(Serialized::default("mail.enabled", false))
         // Cheaper hashing keeps tests quick; the algorithm is the same.
         .merge(Serialized::default("passwords.memory_kib", 1024))
         .merge(Serialized::default("passwords.iterations", 1));

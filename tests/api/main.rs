@@ -11,6 +11,7 @@ mod edge;
 mod events;
 mod identity;
 mod limits;
+mod mail;
 mod orders;
 mod queries;
 mod reports;

@@ -227,3 +227,62 @@ fn the_password_hash_is_the_declared_secret_field() {
         "Debug output must not show the hash"
     );
 }
+
+#[test]
+fn a_verification_mail_is_recorded_once_per_request() {
+    use crate::customer::VerificationMailSent;
+    let request = uuid::Uuid::from_u128(9);
+    let record = CustomerCommand::RecordVerificationMail {
+        request_id: request,
+        at: t(1),
+    };
+    let sent: CustomerEvent = VerificationMailSent {
+        request_id: request,
+        to: email(),
+        at: t(1),
+    }
+    .into();
+    given::<Customer>(registered())
+        .when(record.clone())
+        .then(vec![sent.clone()]);
+    let mut history = registered();
+    history.push(sent);
+    given::<Customer>(history).when(record).then(vec![]);
+}
+
+#[test]
+fn a_verified_address_asks_for_no_more_mail() {
+    let mut history = registered();
+    history.push(
+        EmailVerified {
+            email: email(),
+            at: t(2),
+        }
+        .into(),
+    );
+    given::<Customer>(history)
+        .when(CustomerCommand::RequestVerification {
+            request_id: uuid::Uuid::from_u128(3),
+            at: t(3),
+        })
+        .then_error(DomainError::InvalidState {
+            entity: "email address",
+            state: "verified",
+            action: "verify again",
+        });
+}
+
+#[test]
+fn an_admin_turns_access_off_and_on() {
+    use crate::customer::{CustomerDisabled, CustomerEnabled};
+    let off = |enabled| CustomerCommand::SetEnabled { enabled, at: t(4) };
+    given::<Customer>(registered())
+        .when(off(false))
+        .then(vec![CustomerDisabled { at: t(4) }.into()]);
+    given::<Customer>(registered()).when(off(true)).then(vec![]);
+    let mut history = registered();
+    history.push(CustomerDisabled { at: t(4) }.into());
+    given::<Customer>(history)
+        .when(off(true))
+        .then(vec![CustomerEnabled { at: t(4) }.into()]);
+}

@@ -109,6 +109,56 @@ impl TokenIssuer {
     }
 }
 
+/// What an email verification link carries: whose address it verifies,
+/// which address, until when. Signed with the same key as access tokens
+/// but for another audience, so neither passes for the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct VerificationClaims {
+    sub: CustomerId,
+    email: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+const VERIFY_AUDIENCE: &str = "verify-email";
+
+impl TokenIssuer {
+    /// A token verifying `email` for `customer`, good for `ttl`.
+    pub fn issue_verification(
+        &self,
+        customer: CustomerId,
+        email: &str,
+        ttl: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<String, TokenError> {
+        let claims = VerificationClaims {
+            sub: customer,
+            email: email.to_string(),
+            aud: VERIFY_AUDIENCE.to_string(),
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+            iss: ISSUER.to_string(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(TokenError::Signing)
+    }
+
+    /// The customer and address a verification token names.
+    pub fn verify_verification(&self, token: &str) -> Result<(CustomerId, String), TokenError> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[VERIFY_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        jsonwebtoken::decode::<VerificationClaims>(token, &self.decoding, &validation)
+            .map(|data| (data.claims.sub, data.claims.email))
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +176,42 @@ mod tests {
         assert_eq!(ttl, 3600);
         let claims = issuer.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.role), (id, Role::Admin));
+    }
+
+    #[test]
+    fn verification_and_access_tokens_never_pass_for_each_other() {
+        let issuer = issuer(&[7; 32]);
+        let id = CustomerId(Uuid::from_u128(1));
+        let link = issuer
+            .issue_verification(
+                id,
+                "ada@example.com",
+                chrono::Duration::hours(24),
+                Utc::now(),
+            )
+            .unwrap();
+        assert_eq!(
+            issuer.verify_verification(&link).unwrap(),
+            (id, "ada@example.com".to_string())
+        );
+        assert!(issuer.verify(&link).is_err(), "a link is no access token");
+        let (access, _) = issuer.issue(id, Role::Customer, None, Utc::now()).unwrap();
+        assert!(
+            issuer.verify_verification(&access).is_err(),
+            "nor the reverse"
+        );
+        let old = issuer
+            .issue_verification(
+                id,
+                "ada@example.com",
+                chrono::Duration::hours(1),
+                Utc::now() - chrono::Duration::hours(3),
+            )
+            .unwrap();
+        assert!(matches!(
+            issuer.verify_verification(&old),
+            Err(TokenError::Expired)
+        ));
     }
 
     #[test]

@@ -168,3 +168,96 @@ impl Command for SetCustomerEnabled {
         })
     }
 }
+
+/// Asks for the verification mail again (the customer themselves).
+#[derive(Debug, Clone)]
+pub struct RequestVerification {
+    pub customer_id: CustomerId,
+    pub request_id: uuid::Uuid,
+}
+
+impl Command for RequestVerification {
+    type Output = ();
+    const NAME: &'static str = "request_verification";
+
+    fn target(&self) -> String {
+        stream_name::<Customer>(self.customer_id)
+    }
+
+    async fn decide(&self, uow: &mut UnitOfWork<'_>) -> Result<(), CommandError> {
+        uow.ctx().actor.may_act_for(self.customer_id, false)?;
+        let customer = uow.load::<Customer>(self.customer_id).await?;
+        let events = customer
+            .state
+            .decide(&CustomerCommand::RequestVerification {
+                request_id: self.request_id,
+                at: uow.now(),
+            })?;
+        uow.stage(&customer, events);
+        Ok(())
+    }
+}
+
+/// Records the verification mail the mailer sent for a request.
+#[derive(Debug, Clone)]
+pub struct RecordVerificationMail {
+    pub customer_id: CustomerId,
+    pub request_id: uuid::Uuid,
+}
+
+impl Command for RecordVerificationMail {
+    type Output = ();
+    const NAME: &'static str = "record_verification_mail";
+
+    fn target(&self) -> String {
+        stream_name::<Customer>(self.customer_id)
+    }
+
+    async fn decide(&self, uow: &mut UnitOfWork<'_>) -> Result<(), CommandError> {
+        uow.require_admin()?;
+        let customer = uow.load::<Customer>(self.customer_id).await?;
+        let events = customer
+            .state
+            .decide(&CustomerCommand::RecordVerificationMail {
+                request_id: self.request_id,
+                at: uow.now(),
+            })?;
+        uow.stage(&customer, events);
+        Ok(())
+    }
+}
+
+/// Verifies a customer's address, from a link the mailer sent to it.
+#[derive(Debug, Clone)]
+pub struct VerifyEmail {
+    pub customer_id: CustomerId,
+    /// The address the link was sent to: it must still be theirs.
+    pub email: Email,
+}
+
+impl Command for VerifyEmail {
+    type Output = ();
+    const NAME: &'static str = "verify_email";
+
+    fn target(&self) -> String {
+        stream_name::<Customer>(self.customer_id)
+    }
+
+    async fn decide(&self, uow: &mut UnitOfWork<'_>) -> Result<(), CommandError> {
+        uow.require_admin()?;
+        let customer = uow.load::<Customer>(self.customer_id).await?;
+        let current = customer.state.registered.as_ref().map(|r| &r.email);
+        if current != Some(&self.email) {
+            return Err(shopstream_domain::DomainError::invalid(
+                "token",
+                "was sent to an address that is no longer this customer's",
+            )
+            .into());
+        }
+        let events = customer
+            .state
+            .decide(&CustomerCommand::VerifyEmail { at: uow.now() })?;
+        uow.stage(&customer, events);
+        Ok(())
+    }
+}

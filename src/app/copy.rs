@@ -167,21 +167,12 @@ pub async fn copy_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-    use shopstream_infra::event_store::Metadata;
-    use uuid::Uuid;
 
     fn recorded(stream: &str, revision: u64, position: u64) -> RecordedEvent {
         RecordedEvent {
-            event_id: Uuid::now_v7(),
-            stream: stream.into(),
             revision,
             position,
-            event_type: "Happened".into(),
-            schema_version: 1,
-            recorded_at: Utc::now(),
-            data: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-            metadata: Metadata::default(),
+            ..crate::app::testing::recorded_event("Happened", stream, "{}")
         }
     }
 

@@ -38,22 +38,9 @@ impl Outbound for Redacted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-    use shopstream_infra::event_store::Metadata;
-    use uuid::Uuid;
 
     fn recorded(event_type: &str, data: &str) -> RecordedEvent {
-        RecordedEvent {
-            event_id: Uuid::now_v7(),
-            stream: "customer-1".into(),
-            revision: 0,
-            position: 1,
-            event_type: event_type.into(),
-            schema_version: 1,
-            recorded_at: Utc::now(),
-            data: serde_json::value::RawValue::from_string(data.into()).unwrap(),
-            metadata: Metadata::default(),
-        }
+        crate::app::testing::recorded_event(event_type, "customer-1", data)
     }
 
     #[test]

@@ -13,9 +13,10 @@ command -v cargo >/dev/null || { echo "cargo is needed: install Rust from rustup
 command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 
 # From PyPI, pinned: the compose files are checked against the Compose
-# Specification's schema (there may be no Docker engine to ask), and the
-# mail tests talk to a real SMTP server (aiosmtpd).
-for package in check-jsonschema==0.39.0 aiosmtpd==1.4.6; do
+# Specification's schema (there may be no Docker engine to ask), the mail
+# tests talk to a real SMTP server (aiosmtpd), and schemathesis tests the
+# served API against its OpenAPI document.
+for package in check-jsonschema==0.39.0 aiosmtpd==1.4.6 schemathesis==4.32.5; do
     python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('${package%%==*}') != '${package##*==}')" 2>/dev/null ||
         python3 -m pip install --quiet --user "$package" ||
         python3 -m pip install --quiet --user --break-system-packages "$package"
@@ -27,4 +28,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+tests/contract/schemathesis.sh
 SHOPSTREAM_BENCH_BUILD=debug bench/run.sh --smoke

@@ -151,3 +151,62 @@ async fn browsers_may_call_from_the_configured_origins_only() {
         "{simple:#?}"
     );
 }
+
+#[tokio::test]
+async fn malformed_command_headers_and_positions_get_the_documented_problems() {
+    let app = spawn_app().await;
+    let doc = app.get("/v1/openapi.json", None).await.expect(200).body;
+    let documented = |method: &str, path: &str, status: u16| {
+        let listed = doc["paths"][path][method]["responses"]
+            .get(status.to_string())
+            .is_some();
+        assert!(listed, "{method} {path} does not document {status}");
+    };
+    let created = app.create_product("HDR-1", 1000).await.expect(201);
+    let product = created.str("product_id");
+    let price = format!("/v1/products/{product}/price");
+    let body = json!({"price": {"amount": 1200, "currency": "EUR"}});
+    let change = |name: &'static str, value: Vec<u8>| {
+        app.request(Method::PUT, &price, Some(&app.admin))
+            .header(name, value)
+            .json(&body)
+    };
+
+    for revision in ["3", "\"three\"", "W/\"3\"", "\"-1\""] {
+        app.send(change("if-match", revision.into()))
+            .await
+            .expect_problem(400, "malformed_request");
+    }
+    documented("put", "/v1/products/{id}/price", 400);
+    app.send(change("idempotency-key", "é".as_bytes().to_vec()))
+        .await
+        .expect_problem(400, "malformed_request");
+    app.send(change("idempotency-key", vec![b'k'; 256]))
+        .await
+        .expect_problem(422, "validation_failed");
+    documented("put", "/v1/products/{id}/price", 422);
+    for verification in ["/v1/customers/me/verification", "/v1/orders/{id}/cancel"] {
+        documented("post", verification, 400);
+        documented("post", verification, 422);
+    }
+
+    let analyst = app.analyst("ana@example.com").await;
+    for position in ["-1", "abc", "1.5"] {
+        let live = app.request_with(
+            Method::GET,
+            "/v1/events/live",
+            &[("from_position", position)],
+            Some(&analyst),
+        );
+        app.send(live)
+            .await
+            .expect_problem(400, "malformed_request");
+    }
+    documented("get", "/v1/events/live", 400);
+    // Nothing above reached the product.
+    let unchanged = app
+        .product(&product, &Read::anyone().after(&created))
+        .await
+        .expect(200);
+    assert_eq!(unchanged.body["price"]["amount"], 1000);
+}

@@ -351,7 +351,8 @@ impl Read {
         self
     }
 
-    fn apply(&self, mut request: RequestBuilder) -> RequestBuilder {
+    /// These headers on `request`.
+    pub fn apply(&self, mut request: RequestBuilder) -> RequestBuilder {
         if let Some(bearer) = &self.bearer {
             request = request.bearer_auth(bearer);
         }

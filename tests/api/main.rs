@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod authorization;
 mod carts;
 mod catalogue;
 mod checkout;

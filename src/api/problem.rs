@@ -15,6 +15,7 @@ use shopstream_infra::read_store::ReadStoreError;
 
 use crate::app::CommandError;
 use crate::app::auth::AuthError;
+use crate::app::commands::Conflict;
 use crate::app::operations::OperationError;
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +95,15 @@ impl ApiError {
             "forbidden",
             "you are not allowed to do this",
         )
+    }
+
+    /// With what the command ran into: `stream`, `expected_revision`,
+    /// `current_revision` and `conflicting_events`.
+    fn with_conflict(mut self, conflict: &Conflict) -> Self {
+        if let Ok(serde_json::Value::Object(members)) = serde_json::to_value(conflict) {
+            self.0.extra.extend(members);
+        }
+        self
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -288,17 +298,19 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::Domain(d) => d.into(),
             CommandError::Forbidden => ApiError::forbidden(),
-            CommandError::PreconditionFailed => ApiError::new(
+            CommandError::PreconditionFailed(conflict) => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
                 "the resource has changed since the revision in If-Match",
-            ),
-            CommandError::Contention => {
+            )
+            .with_conflict(&conflict),
+            CommandError::Contention(conflict) => {
                 let mut e = ApiError::new(
                     StatusCode::CONFLICT,
                     "conflict",
                     "the resource is changing too fast right now; try again",
-                );
+                )
+                .with_conflict(&conflict);
                 e.0.retry_after = Some(1);
                 e
             }

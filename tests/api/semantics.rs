@@ -6,7 +6,7 @@ use std::future::Future;
 use reqwest::{Method, RequestBuilder};
 use serde_json::json;
 
-use crate::helpers::{Reply, TestApp, product_body, spawn_app};
+use crate::helpers::{Reply, TestApp, instant, product_body, spawn_app, spawn_app_with};
 
 /// A price change for `product` carrying one extra header.
 async fn change_price_with(
@@ -146,6 +146,113 @@ async fn a_stale_if_match_is_refused_and_appends_nothing() {
         product_event_types(&app, &id).await,
         ["ProductCreated", "ProductPriceChanged"]
     );
+}
+
+/// The conflict members of a 409 or 412: the stream, the revisions, and
+/// the types and revisions of the events listed, each checked for shape.
+fn conflict_of(refused: &Reply, stream: &str) -> (Option<u64>, u64, Vec<(String, u64)>) {
+    let body = &refused.body;
+    assert_eq!(body["stream"], stream, "{body}");
+    let current = body["current_revision"]
+        .as_u64()
+        .expect("a current revision");
+    let events: Vec<(String, u64)> = body["conflicting_events"]
+        .as_array()
+        .expect("conflicting events")
+        .iter()
+        .map(|e| {
+            instant(&e["recorded_at"]);
+            assert!(
+                e["actor"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("customer:")),
+                "{e}"
+            );
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["revision"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (body["expected_revision"].as_u64(), current, events)
+}
+
+#[tokio::test]
+async fn a_stale_if_match_is_told_what_changed_since() {
+    let app = spawn_app().await;
+    let id = app
+        .create_product("IFM-5", 100)
+        .await
+        .expect(201)
+        .str("product_id");
+    app.change_price(&id, 200).await.expect(200);
+    app.change_price(&id, 300).await.expect(200);
+    let stream = format!("product-{id}");
+    let changed = |revision: u64| ("ProductPriceChanged".to_string(), revision);
+
+    let refused = change_price_with(&app, &id, 777, ("if-match", "\"0\""))
+        .await
+        .expect_problem(412, "precondition_failed");
+    assert_eq!(
+        conflict_of(&refused, &stream),
+        (Some(0), 2, vec![changed(1), changed(2)])
+    );
+    // Also when the command itself would change nothing.
+    let refused = change_price_with(&app, &id, 300, ("if-match", "\"1\""))
+        .await
+        .expect_problem(412, "precondition_failed");
+    assert_eq!(
+        conflict_of(&refused, &stream),
+        (Some(1), 2, vec![changed(2)])
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_after_the_last_attempt_shows_the_winning_events() {
+    // One attempt each: racing writers lose at once instead of retrying.
+    let app = spawn_app_with(&[("commands.max_attempts", json!(1))]).await;
+    let id = app
+        .create_product("RACE-1", 100)
+        .await
+        .expect(201)
+        .str("product_id");
+    let stream = format!("product-{id}");
+    let (mut accepted, mut refusals) = (0, Vec::new());
+    // Rounds of 16 writers at once until one loses (the first round, all
+    // but surely).
+    for round in 0..20 {
+        let replies = futures::future::join_all(
+            (0..16).map(|i| app.change_price(&id, 1000 + round * 100 + i)),
+        )
+        .await;
+        for reply in replies {
+            match reply.status.as_u16() {
+                200 => accepted += 1,
+                _ => refusals.push(reply.expect_problem(409, "conflict")),
+            }
+        }
+        if !refusals.is_empty() {
+            break;
+        }
+    }
+    assert!(!refusals.is_empty(), "no writer lost a race in 20 rounds");
+    for refused in &refusals {
+        assert!(refused.header("retry-after").is_some());
+        let (expected, current, events) = conflict_of(refused, &stream);
+        let expected = expected.expect("the revision the attempt read");
+        assert!(!events.is_empty(), "{:?}", refused.body);
+        for (event_type, revision) in &events {
+            assert_eq!(event_type, "ProductPriceChanged");
+            assert!(*revision > expected && *revision <= current);
+        }
+    }
+    // A refusal appended nothing: one price change per accepted command.
+    let changes = product_event_types(&app, &id)
+        .await
+        .iter()
+        .filter(|t| *t == "ProductPriceChanged")
+        .count();
+    assert_eq!(changes, accepted);
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use context::{Actor, CommandContext};
-pub use error::CommandError;
+pub use error::{CommandError, Conflict, ConflictingEvent};
 pub use idempotency::IdempotencyKey;
 pub use service::{CommandService, RetryPolicy};
 pub use unit_of_work::UnitOfWork;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use shopstream_domain::DomainError;
-use shopstream_infra::event_store::AppendError;
+use shopstream_infra::event_store::{AppendError, Direction, ExpectedRevision};
 
 use super::aggregates::AggregateCache;
 use super::idempotency;
-use super::{Command, CommandContext, CommandError, Committed, UnitOfWork};
+use super::{Command, CommandContext, CommandError, Committed, Conflict, UnitOfWork};
 
 /// How hard the service tries before answering 409 `conflict`.
 #[derive(Debug, Clone, Copy)]
@@ -99,14 +99,20 @@ impl CommandService {
         ctx: &CommandContext,
         command: &C,
     ) -> Result<Committed<C::Output>, CommandError> {
-        let result = self.run(ctx, command).await;
+        let mut result = self.run(ctx, command).await;
+        if let Err(
+            CommandError::PreconditionFailed(conflict) | CommandError::Contention(conflict),
+        ) = &mut result
+        {
+            self.explain(conflict).await;
+        }
         let outcome = match &result {
             Ok(c) if c.replayed => "replayed",
             Ok(_) => "done",
             Err(CommandError::Domain(_)) => "refused",
             Err(CommandError::Forbidden) => "forbidden",
-            Err(CommandError::PreconditionFailed) => "precondition_failed",
-            Err(CommandError::Contention) => "contention",
+            Err(CommandError::PreconditionFailed(_)) => "precondition_failed",
+            Err(CommandError::Contention(_)) => "contention",
             Err(CommandError::IdempotencyKeyReused) => "key_reused",
             Err(_) => "failed",
         };
@@ -136,6 +142,7 @@ impl CommandService {
         // Streams this command lost a race on: read fresh from now on and,
         // within this process, written one contender at a time.
         let mut contended = BTreeSet::new();
+        let mut last_conflict = Conflict::on(&target, None);
         for attempt in 0..self.retry.max_attempts {
             if attempt > 0 {
                 if let Some(retries) = &self.retries {
@@ -178,7 +185,10 @@ impl CommandService {
                 if let Some(expected) = ctx.if_match
                     && uow.target_revision() != Some(expected)
                 {
-                    return Err(CommandError::PreconditionFailed);
+                    return Err(CommandError::PreconditionFailed(Conflict::on(
+                        &target,
+                        Some(expected),
+                    )));
                 }
                 if let Some(committed) = self.recorded(ctx, C::NAME).await? {
                     return Ok(committed);
@@ -209,13 +219,27 @@ impl CommandService {
                         replayed: false,
                     });
                 }
-                Err(AppendError::Conflict { stream, .. }) => stream,
+                Err(AppendError::Conflict {
+                    stream, expected, ..
+                }) => {
+                    let expected = match expected {
+                        ExpectedRevision::Exact(r) => Some(r),
+                        _ => None,
+                    };
+                    last_conflict = Conflict::on(&stream, expected);
+                    stream
+                }
                 Err(e @ AppendError::Invalid(_)) => return Err(CommandError::Append(e)),
                 Err(AppendError::Store(e)) => return Err(e.into()),
             };
             drop(uow);
-            if ctx.if_match.is_some() && lost_on == target {
-                return Err(CommandError::PreconditionFailed);
+            if let Some(expected) = ctx.if_match
+                && lost_on == target
+            {
+                return Err(CommandError::PreconditionFailed(Conflict::on(
+                    &target,
+                    Some(expected),
+                )));
             }
             if let Some((key, expected)) = &mut idempotency {
                 // The same request sent twice at once may have won the race,
@@ -228,7 +252,33 @@ impl CommandService {
             tracing::debug!(stream = %lost_on, attempt, "append conflicted; deciding again");
             contended.insert(lost_on);
         }
-        Err(CommandError::Contention)
+        Err(CommandError::Contention(last_conflict))
+    }
+
+    /// Says what the stream of a conflict holds now: its latest revision
+    /// and the events after the one expected. A stream that cannot be read
+    /// now leaves the conflict as it was: the refusal stands either way.
+    async fn explain(&self, conflict: &mut Conflict) {
+        let store = self.aggregates.store();
+        let from = conflict.expected_revision.map_or(0, |r| r + 1);
+        let read = async {
+            let latest = store
+                .read_stream(&conflict.stream, None, Direction::Backward, 1)
+                .await?;
+            let since = store
+                .read_stream(
+                    &conflict.stream,
+                    Some(from),
+                    Direction::Forward,
+                    Conflict::MAX_EVENTS,
+                )
+                .await?;
+            Ok::<_, shopstream_infra::event_store::StoreError>((latest, since))
+        };
+        match read.await {
+            Ok((latest, since)) => conflict.explain(latest.first(), &since),
+            Err(e) => tracing::debug!(error = %e, "a conflict's stream could not be read"),
+        }
     }
 
     /// The recorded answer to this request's idempotency key, if a twin of

@@ -13,7 +13,7 @@ use shopstream_infra::event_store::{
 use uuid::Uuid;
 
 use super::aggregates::{AggregateCache, Snapshot};
-use super::{CommandContext, CommandError, CommandService};
+use super::{CommandContext, CommandError, CommandService, Conflict};
 
 /// What one attempt at a command read and what it will write.
 pub struct UnitOfWork<'s> {
@@ -144,9 +144,11 @@ impl<'s> UnitOfWork<'s> {
                     // The cached copy may be stale; the append decides for
                     // certain, but a copy already past `expected` is proof.
                     match snapshot.revision {
-                        Some(r) if r > expected => Err(CommandError::PreconditionFailed),
-                        None => Err(CommandError::PreconditionFailed),
-                        _ => Ok(()),
+                        Some(r) if r <= expected => Ok(()),
+                        _ => Err(CommandError::PreconditionFailed(Conflict::on(
+                            &snapshot.stream,
+                            Some(expected),
+                        ))),
                     }
                 }
             }

@@ -1,5 +1,6 @@
 //! The `shopstream` command line.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -7,12 +8,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use shopstream_infra::event_store::{
-    EventStore, KurrentDbEventStore, KurrentDbOptions, SqliteEventStore, SqliteEventStoreOptions,
+    EventFilter, EventStore, KurrentDbEventStore, KurrentDbOptions, SqliteEventStore,
+    SqliteEventStoreOptions,
 };
 
-use crate::app::copy;
-use crate::app::open_stores;
 use crate::app::operations::Operations;
+use crate::app::queries::history::Start;
+use crate::app::{App, copy, open_stores};
 use crate::config::Settings;
 use crate::shutdown;
 use crate::startup::Application;
@@ -67,6 +69,23 @@ enum EventsCommand {
         #[arg(long, default_value = "")]
         namespace: String,
     },
+    /// Follows `$all` live, one line per event as it is recorded (like
+    /// `tail -f`): `position recorded-at stream@revision type data`.
+    /// Secret fields are redacted. Stops on Ctrl-C.
+    Tail {
+        /// Start at the event at this position instead of now.
+        #[arg(long)]
+        from_position: Option<u64>,
+        /// Only these event types (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Only streams whose name starts with this (`order-`).
+        #[arg(long)]
+        stream_prefix: Option<String>,
+        /// Each event as one JSON object a line (as `GET /v1/events`).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +120,18 @@ pub fn main() -> ExitCode {
             Command::Projections(command) => projections(command).await,
             Command::Events(EventsCommand::Copy { to, namespace }) => {
                 copy_events(&to, &namespace).await
+            }
+            Command::Events(EventsCommand::Tail {
+                from_position,
+                types,
+                stream_prefix,
+                json,
+            }) => {
+                let filter = EventFilter {
+                    types,
+                    stream_prefix,
+                };
+                tail_events(from_position, filter, json).await
             }
             Command::Relay => {
                 let settings = Settings::load()?;
@@ -248,6 +279,40 @@ async fn copy_events(to: &str, namespace: &str) -> anyhow::Result<()> {
         copied.resumed_after
     );
     Ok(())
+}
+
+async fn tail_events(from: Option<u64>, filter: EventFilter, json: bool) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let app = App::open(&settings).await?;
+    let mut tail = app.history.live(from.map(Start::At), filter).await?;
+    let stop = shutdown::on_signal();
+    loop {
+        let events = tokio::select! {
+            events = tail.next() => events?,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        let mut out = std::io::stdout().lock();
+        for event in &events {
+            if json {
+                serde_json::to_writer(&mut out, event)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>8} {} {}@{} {} {}",
+                    event.position,
+                    event
+                        .recorded_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    event.stream,
+                    event.revision,
+                    event.event_type,
+                    event.data.get()
+                )?;
+            }
+        }
+        out.flush()?;
+    }
 }
 
 async fn serve() -> anyhow::Result<()> {

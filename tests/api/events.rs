@@ -1,8 +1,13 @@
 //! The recorded events, for analysts: the NDJSON export with its filters,
-//! and the live tail as Server-Sent Events.
+//! the live tail as Server-Sent Events, and `shopstream events tail`.
+
+use std::process::Stdio;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::ChildStdout;
 
 use crate::helpers::{SentEvent, TestApp, instant, spawn_app};
 
@@ -276,4 +281,64 @@ async fn last_event_id_resumes_right_after_that_position() {
     let next = live.next_event().await;
     assert_eq!(next.id, position(all.last().expect("events")) + 1);
     assert_eq!(next.event, "ProductPriceChanged");
+}
+
+// ---- `shopstream events tail`
+
+/// The next line `events tail` prints; panics when none comes in time.
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("a line within 15 s")
+        .expect("stdout reads")
+        .expect("the tail goes on")
+}
+
+/// Checks a text line of `events tail` against the exported event:
+/// `position recorded-at stream@revision type data`.
+fn assert_line_is(line: &str, event: &Value) {
+    let fields: Vec<&str> = line.trim_start().splitn(5, ' ').collect();
+    let head = format!(
+        "{} {} {}@{} {}",
+        position(event),
+        recorded_at(event).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        event["stream"].as_str().unwrap(),
+        event["revision"],
+        event["type"].as_str().unwrap()
+    );
+    assert_eq!(fields[..4].join(" "), head, "{line}");
+    let data: Value = serde_json::from_str(fields[4]).expect("JSON data");
+    assert_eq!(data, event["data"], "{line}");
+}
+
+#[tokio::test]
+async fn the_tail_command_prints_history_from_a_position_then_each_new_event() {
+    let (app, analyst, product) = with_history().await;
+    let types = "ProductCreated,ProductPriceChanged";
+    let filter = [("types", types), ("stream_prefix", "product-")];
+    let past = export(&app, &analyst, &filter).await;
+    assert_eq!(past.len(), 2, "{past:?}");
+    let from = position(&past[1]).to_string();
+
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_shopstream"))
+        .args(["events", "tail", "--from-position", &from, "--types", types])
+        .args(["--stream-prefix", "product-"])
+        .env("SHOPSTREAM_DATA_DIR", app.dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("shopstream starts");
+    let mut lines = BufReader::new(tail.stdout.take().expect("stdout")).lines();
+
+    // From the position asked for (the first product event is before it).
+    assert_line_is(&next_line(&mut lines).await, &past[1]);
+
+    // Then each new event as it is recorded, and only those asked for.
+    app.receive("LAMP", 5).await.expect(200);
+    app.change_price(&product, 400).await.expect(200);
+    let now = export(&app, &analyst, &filter).await;
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert_line_is(&next_line(&mut lines).await, &now[2]);
+    tail.kill().await.expect("the tail stops");
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -46,6 +48,79 @@ pub struct Metrics {
     pub projection_lag: HistogramVec,
     pub dead_letters: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    projections: std::sync::Arc<ProjectionGauges>,
+}
+
+/// Each projection as the registry holds it, set at every scrape (so a
+/// node that runs no projection still reports them all).
+struct ProjectionGauges {
+    behind_events: IntGaugeVec,
+    behind_seconds: GaugeVec,
+    checkpoint: IntGaugeVec,
+    status: IntGaugeVec,
+    dead_letters: IntGaugeVec,
+    /// When the figures were last read: at most once a second, however
+    /// often `/metrics` (which anyone may call) is asked.
+    read_at: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ProjectionGauges {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let gauges = Self {
+            behind_events: IntGaugeVec::new(
+                Opts::new(
+                    "projection_behind_events",
+                    "Events recorded after the projection's checkpoint (counted up to a cap)",
+                ),
+                &["projection"],
+            )?,
+            behind_seconds: GaugeVec::new(
+                Opts::new(
+                    "projection_behind_seconds",
+                    "How long the oldest event the projection has not applied has waited",
+                ),
+                &["projection"],
+            )?,
+            checkpoint: IntGaugeVec::new(
+                Opts::new(
+                    "projection_checkpoint",
+                    "The position of the last event the projection applied",
+                ),
+                &["projection"],
+            )?,
+            status: IntGaugeVec::new(
+                Opts::new(
+                    "projection_status",
+                    "1 with the projection's status: live, rebuilding, paused or failed",
+                ),
+                &["projection", "status"],
+            )?,
+            dead_letters: IntGaugeVec::new(
+                Opts::new(
+                    "projection_dead_letters",
+                    "Events set aside by the projection, waiting for an operator",
+                ),
+                &["projection"],
+            )?,
+            read_at: std::sync::Mutex::new(None),
+        };
+        registry.register(Box::new(gauges.behind_events.clone()))?;
+        registry.register(Box::new(gauges.behind_seconds.clone()))?;
+        registry.register(Box::new(gauges.checkpoint.clone()))?;
+        registry.register(Box::new(gauges.status.clone()))?;
+        registry.register(Box::new(gauges.dead_letters.clone()))?;
+        Ok(gauges)
+    }
+}
+
+/// What the projection gauges say of one projection.
+pub struct ProjectionFigures<'a> {
+    pub name: &'a str,
+    pub status: &'a str,
+    pub checkpoint: u64,
+    pub behind_events: u64,
+    pub behind_ms: u64,
+    pub dead_letters: u64,
 }
 
 impl Metrics {
@@ -103,6 +178,7 @@ impl Metrics {
             ),
             &["class"],
         )?;
+        let projections = std::sync::Arc::new(ProjectionGauges::new(&registry)?);
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(cache.clone()))?;
@@ -121,7 +197,46 @@ impl Metrics {
             projection_lag,
             dead_letters,
             rate_limited,
+            projections,
         })
+    }
+
+    /// Whether the projection figures are due to be read again (and, if
+    /// so, they count as read now).
+    pub fn projections_due(&self) -> bool {
+        let mut read_at = self
+            .projections
+            .read_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let due = read_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1));
+        if due {
+            *read_at = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Sets the projection gauges from the registry's figures.
+    pub fn set_projections<'a>(&self, figures: impl IntoIterator<Item = ProjectionFigures<'a>>) {
+        let g = &self.projections;
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        // A status left behind must not stay at 1.
+        g.status.reset();
+        for f in figures {
+            g.behind_events
+                .with_label_values(&[f.name])
+                .set(gauge(f.behind_events));
+            g.behind_seconds
+                .with_label_values(&[f.name])
+                .set(f.behind_ms as f64 / 1000.0);
+            g.checkpoint
+                .with_label_values(&[f.name])
+                .set(gauge(f.checkpoint));
+            g.dead_letters
+                .with_label_values(&[f.name])
+                .set(gauge(f.dead_letters));
+            g.status.with_label_values(&[f.name, f.status]).set(1);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

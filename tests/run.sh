@@ -21,6 +21,14 @@ for package in check-jsonschema==0.39.0 aiosmtpd==1.4.6 schemathesis==4.32.5; do
         python3 -m pip install --quiet --user "$package" ||
         python3 -m pip install --quiet --user --break-system-packages "$package"
 done
+# From Debian: Prometheus, whose promtool unit-tests the alerting rules and
+# whose server checks them end to end against a running service.
+if ! command -v promtool >/dev/null; then
+    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus ||
+        { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+fi
+
 python3 -m check_jsonschema --builtin-schema vendor.compose-spec \
     docker-compose.yml docker-compose.embedded.yml
 
@@ -29,4 +37,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 tests/contract/schemathesis.sh
+(cd infra/monitoring && promtool check rules alerts.yml && promtool test rules alerts.test.yml)
+python3 tests/monitoring/alerts_e2e.py target/debug/shopstream
 SHOPSTREAM_BENCH_BUILD=debug bench/run.sh --smoke

@@ -276,7 +276,30 @@ async fn ready(app: web::Data<App>) -> HttpResponse {
     }
 }
 
+/// `GET /metrics`. The projections' figures are read from the registry at
+/// each scrape, so they are as fresh as the scrape and every node reports
+/// every projection (read at most once a second); a registry that cannot
+/// be read leaves the last ones.
 async fn metrics(app: web::Data<App>) -> HttpResponse {
+    if app.metrics.projections_due() {
+        match app
+            .operations
+            .projections(|name| app.queries.checkpoint(name))
+            .await
+        {
+            Ok(views) => app.metrics.set_projections(views.iter().map(|v| {
+                crate::telemetry::ProjectionFigures {
+                    name: &v.name,
+                    status: v.status,
+                    checkpoint: v.checkpoint,
+                    behind_events: v.lag_events,
+                    behind_ms: v.lag_ms,
+                    dead_letters: v.dead_letters,
+                }
+            })),
+            Err(e) => tracing::debug!(error = %e, "projection figures for /metrics"),
+        }
+    }
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
         .body(app.metrics.render())

@@ -151,7 +151,18 @@ impl Application {
             &settings.limits,
             app.metrics.rate_limited.clone(),
         ));
-        if !settings.rate_limited() {
+        if settings.rate_limited() {
+            let (limits, sweep_stop) = (limits.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => limits.sweep(),
+                        _ = sweep_stop.cancelled() => return,
+                    }
+                }
+            }));
+        } else {
             tracing::warn!("rate limits are off (rate_limits = \"off\")");
         }
         let mut server = HttpServer::new(move || {

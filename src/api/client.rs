@@ -56,15 +56,15 @@ impl TrustedProxies {
 /// The client's address for a request (none for a request that came over
 /// no socket, as in unit tests).
 pub fn address(req: &HttpRequest) -> Option<IpAddr> {
-    let proxies = req
-        .app_data::<TrustedProxies>()
-        .cloned()
-        .unwrap_or_default();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let Some(proxies) = req.app_data::<TrustedProxies>() else {
+        return peer;
+    };
     let forwarded = req
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
-    proxies.client(req.peer_addr().map(|a| a.ip()), forwarded)
+    proxies.client(peer, forwarded)
 }
 
 #[cfg(test)]

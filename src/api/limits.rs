@@ -9,18 +9,18 @@
 //! Health, metrics and the OpenAPI document are never limited. A limited
 //! request is answered 429 `rate_limited` with `Retry-After` before its
 //! handler runs, so it costs no password hashing and no store work; every
-//! limited route's answer says where its caller stands (`RateLimit-Limit`,
-//! `-Remaining`, `-Reset`, and the IETF draft's `RateLimit-Policy` and
-//! `RateLimit`). Buckets live in each API node's memory: with N nodes
-//! behind a balancer a client gets up to N times the limit (a sticky
-//! balancer, or one node per client address, keeps it at one).
+//! limited route's answer says where its caller stands in the IETF draft's
+//! `RateLimit`, and a refusal also says the policy (`RateLimit-Policy`) and
+//! `RateLimit-Limit`, `-Remaining` and `-Reset`. Buckets live in each API
+//! node's memory: with N nodes behind a balancer a client gets up to N
+//! times the limit (a sticky balancer, or one node per client address,
+//! keeps it at one).
 //! `SHOPSTREAM_RATE_LIMITS=off` switches every limit off (load tests and
 //! benchmarks).
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -72,6 +72,12 @@ impl<K: Hash + Eq + Clone> Class<K> {
             limit: n.get(),
             window,
         }
+    }
+
+    /// Drops the buckets of keys gone quiet.
+    fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
     }
 
     fn check(&self, key: &K) -> Verdict {
@@ -129,24 +135,37 @@ impl Verdict {
         }
     }
 
-    /// The `RateLimit*` headers of an answer.
+    /// The `RateLimit*` headers of an answer. Every answer of a limited
+    /// route says where its caller stands in the IETF draft's `RateLimit`
+    /// (the policy's name, what remains, seconds until the bucket is full);
+    /// a refusal also says the policy (`RateLimit-Policy`) and, as API.md
+    /// asks, `RateLimit-Limit`, `-Remaining` and `-Reset`. The policies
+    /// are fixed and documented, so the answers that go through (nearly
+    /// all) carry only the one short field that changes.
     pub fn write(&self, headers: &mut HeaderMap) {
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
+        const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+        const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+        const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+        const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+        const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+        let mut put = |name: HeaderName, value: String| {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(name, value);
             }
         };
-        put("ratelimit-limit", self.limit.to_string());
-        put("ratelimit-remaining", self.remaining.to_string());
-        put("ratelimit-reset", self.reset.to_string());
         put(
-            "ratelimit-policy",
-            format!("\"{}\";q={};w={}", self.class, self.limit, self.window),
-        );
-        put(
-            "ratelimit",
+            RATELIMIT,
             format!("\"{}\";r={};t={}", self.class, self.remaining, self.reset),
         );
+        if self.retry_after.is_some() {
+            put(
+                POLICY,
+                format!("\"{}\";q={};w={}", self.class, self.limit, self.window),
+            );
+            headers.insert(LIMIT, HeaderValue::from(self.limit));
+            headers.insert(REMAINING, HeaderValue::from(self.remaining));
+            headers.insert(RESET, HeaderValue::from(self.reset));
+        }
     }
 
     /// The 429 answer.
@@ -163,7 +182,6 @@ pub struct RateLimits {
     search: Class<Key>,
     api: Class<Key>,
     limited: IntCounterVec,
-    checks: AtomicU64,
 }
 
 /// Which class a request falls in (`None`: not limited).
@@ -199,26 +217,26 @@ impl RateLimits {
             search: Class::new("search", settings.search_per_minute, minute),
             api: Class::new("api", settings.api_per_minute, minute),
             limited,
-            checks: AtomicU64::new(0),
         }
+    }
+
+    /// Whether any request is limited at all.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Drops the buckets of keys gone quiet (a full bucket is no state).
+    /// The server calls it every minute.
+    pub fn sweep(&self) {
+        self.auth_addresses.sweep();
+        self.auth_accounts.sweep();
+        self.search.sweep();
+        self.api.sweep();
     }
 
     fn count(&self, verdict: &Verdict) {
         if verdict.retry_after.is_some() {
             self.limited.with_label_values(&[verdict.class]).inc();
-        }
-        // Buckets of keys gone quiet are dropped now and then.
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-            for limiter in [
-                &self.auth_addresses.limiter,
-                &self.search.limiter,
-                &self.api.limiter,
-            ] {
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-            self.auth_accounts.limiter.retain_recent();
-            self.auth_accounts.limiter.shrink_to_fit();
         }
     }
 
@@ -253,7 +271,10 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let limits = req.app_data::<web::Data<RateLimits>>().cloned();
+    let limits = req
+        .app_data::<web::Data<RateLimits>>()
+        .filter(|limits| limits.enabled())
+        .cloned();
     let class = class_of(req.method(), req.path());
     let (Some(limits), Some(class)) = (limits, class) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
@@ -370,7 +391,7 @@ mod tests {
 
     #[test]
     fn headers_say_the_policy_and_where_the_caller_stands() {
-        let v = Verdict {
+        let allowed = Verdict {
             class: "api",
             limit: 100,
             remaining: 37,
@@ -378,13 +399,33 @@ mod tests {
             window: 60,
             retry_after: None,
         };
-        let mut headers = HeaderMap::new();
-        v.write(&mut headers);
-        let get = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_string();
-        assert_eq!(get("ratelimit-limit"), "100");
-        assert_eq!(get("ratelimit-remaining"), "37");
-        assert_eq!(get("ratelimit-reset"), "38");
-        assert_eq!(get("ratelimit-policy"), "\"api\";q=100;w=60");
-        assert_eq!(get("ratelimit"), "\"api\";r=37;t=38");
+        let written = |v: &Verdict| {
+            let mut headers = HeaderMap::new();
+            v.write(&mut headers);
+            move |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string())
+        };
+        let get = written(&allowed);
+        assert_eq!(get("ratelimit").unwrap(), "\"api\";r=37;t=38");
+        assert_eq!(
+            get("ratelimit-policy"),
+            None,
+            "only a refusal says the policy"
+        );
+        assert_eq!(
+            get("ratelimit-remaining"),
+            None,
+            "only a refusal says it twice"
+        );
+        let refused = Verdict {
+            remaining: 0,
+            retry_after: Some(1),
+            ..allowed
+        };
+        let get = written(&refused);
+        assert_eq!(get("ratelimit-limit").unwrap(), "100");
+        assert_eq!(get("ratelimit-remaining").unwrap(), "0");
+        assert_eq!(get("ratelimit-reset").unwrap(), "38");
+        assert_eq!(get("ratelimit").unwrap(), "\"api\";r=0;t=38");
+        assert_eq!(get("ratelimit-policy").unwrap(), "\"api\";q=100;w=60");
     }
 }

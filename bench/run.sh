@@ -16,6 +16,10 @@ cd "$(dirname "$0")/.."
 # oha (crates.io) drives single endpoints; the virtual users are a goose
 # load test built from this workspace (bench/src/main.rs, shopstream-vu).
 command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
+# DuckDB (PyPI) opens what the export scenario wrote, as an analyst would.
+python3 -c "import duckdb" 2>/dev/null ||
+    python3 -m pip install --quiet --user duckdb==1.4.2 ||
+    python3 -m pip install --quiet --user --break-system-packages duckdb==1.4.2
 
 # 10,000 connections need as many file descriptors on both ends.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -5,15 +5,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use shopstream_infra::event_store::{
     EventFilter, EventStore, KurrentDbEventStore, KurrentDbOptions, SqliteEventStore,
     SqliteEventStoreOptions,
 };
 
+use crate::app::export::{self, Format};
 use crate::app::operations::Operations;
-use crate::app::queries::history::Start;
+use crate::app::queries::history::{Range, Start};
 use crate::app::{App, copy, open_stores};
 use crate::config::Settings;
 use crate::shutdown;
@@ -52,6 +55,35 @@ enum Command {
     /// The event history itself.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Events projections could not apply and set aside: list, show,
+    /// retry (after a fix; the projection's runner applies it again within
+    /// a second or so, wherever it runs) or skip.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(LettersCommand),
+}
+
+#[derive(Subcommand)]
+enum LettersCommand {
+    /// Every set-aside event (of one projection), oldest first.
+    List {
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// One set-aside event: its error and the event itself (redacted).
+    Show {
+        projection: String,
+        event_id: String,
+    },
+    /// Applies the event again.
+    Retry {
+        projection: String,
+        event_id: String,
+    },
+    /// Leaves the event unapplied for good.
+    Skip {
+        projection: String,
+        event_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,16 +108,69 @@ enum EventsCommand {
         /// Start at the event at this position instead of now.
         #[arg(long)]
         from_position: Option<u64>,
-        /// Only these event types (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        types: Vec<String>,
-        /// Only streams whose name starts with this (`order-`).
-        #[arg(long)]
-        stream_prefix: Option<String>,
+        #[command(flatten)]
+        filter: Filter,
         /// Each event as one JSON object a line (as `GET /v1/events`).
         #[arg(long)]
         json: bool,
     },
+    /// Writes `$all`, or part of it, as NDJSON, CSV or Parquet (the same
+    /// bytes as `GET /v1/events?format=`) to a file or stdout, with a
+    /// progress bar and a summary line on stderr. Secret fields are
+    /// redacted. A file appears under its name only once complete.
+    Export(ExportArgs),
+}
+
+/// Which events of `$all`, by type and stream.
+#[derive(clap::Args)]
+struct Filter {
+    /// Only these event types (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    types: Vec<String>,
+    /// Only streams whose name starts with this (`order-`).
+    #[arg(long)]
+    stream_prefix: Option<String>,
+}
+
+impl From<Filter> for EventFilter {
+    fn from(f: Filter) -> Self {
+        EventFilter {
+            types: f.types,
+            stream_prefix: f.stream_prefix,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// `ndjson`, `csv` or `parquet` [default: the output's extension
+    /// (`.ndjson`, `.jsonl`, `.csv`, `.parquet`), else ndjson].
+    #[arg(long, value_parser = format_arg)]
+    format: Option<Format>,
+    /// The file to write; `-` is stdout.
+    #[arg(long, short, default_value = "-")]
+    output: String,
+    /// From the event at this position (inclusive).
+    #[arg(long)]
+    from_position: Option<u64>,
+    /// Up to the event at this position (inclusive).
+    #[arg(long)]
+    to_position: Option<u64>,
+    /// From this time (RFC 3339, `2026-12-01T00:00:00Z`; inclusive).
+    #[arg(long)]
+    from_time: Option<DateTime<Utc>>,
+    /// Up to this time (RFC 3339; inclusive).
+    #[arg(long)]
+    to_time: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    filter: Filter,
+    /// At most this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+}
+
+fn format_arg(name: &str) -> Result<Format, String> {
+    Format::parse(name).ok_or_else(|| "one of ndjson, csv, parquet".to_string())
 }
 
 #[derive(Subcommand)]
@@ -123,16 +208,11 @@ pub fn main() -> ExitCode {
             }
             Command::Events(EventsCommand::Tail {
                 from_position,
-                types,
-                stream_prefix,
+                filter,
                 json,
-            }) => {
-                let filter = EventFilter {
-                    types,
-                    stream_prefix,
-                };
-                tail_events(from_position, filter, json).await
-            }
+            }) => tail_events(from_position, filter.into(), json).await,
+            Command::Events(EventsCommand::Export(args)) => export_events(args).await,
+            Command::DeadLetters(command) => dead_letters(command).await,
             Command::Relay => {
                 let settings = Settings::load()?;
                 telemetry::init(&settings.log);
@@ -193,6 +273,50 @@ async fn projections(command: ProjectionsCommand) -> anyhow::Result<()> {
             println!("{name}: resumed");
         }
     }
+    Ok(())
+}
+
+async fn dead_letters(command: LettersCommand) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let ops = Operations::on_stores(open_stores(&settings).await?);
+    let letter = match command {
+        LettersCommand::List { projection } => {
+            let letters = ops.dead_letters(projection.as_deref()).await?;
+            println!(
+                "{:<10} {:>10} {:<36} {:<22} {:<8} error",
+                "projection", "position", "event id", "type", "status"
+            );
+            for l in &letters {
+                println!(
+                    "{:<10} {:>10} {:<36} {:<22} {:<8} {}",
+                    l.projection,
+                    l.position,
+                    l.event_id,
+                    l.event_type,
+                    l.status.as_str(),
+                    l.error
+                );
+            }
+            return Ok(());
+        }
+        LettersCommand::Show {
+            projection,
+            event_id,
+        } => ops.dead_letter(&projection, &event_id).await?,
+        LettersCommand::Retry {
+            projection,
+            event_id,
+        } => {
+            let letter = ops.retry_dead_letter(&projection, &event_id).await?;
+            eprintln!("a running `serve` or `project` applies it again within a second or so");
+            letter
+        }
+        LettersCommand::Skip {
+            projection,
+            event_id,
+        } => ops.skip_dead_letter(&projection, &event_id).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&letter)?);
     Ok(())
 }
 
@@ -313,6 +437,117 @@ async fn tail_events(from: Option<u64>, filter: EventFilter, json: bool) -> anyh
         }
         out.flush()?;
     }
+}
+
+/// Where an export goes: a file written under a temporary name and
+/// renamed when whole, or stdout.
+enum Output {
+    File {
+        path: std::path::PathBuf,
+        partial: std::path::PathBuf,
+        file: std::io::BufWriter<std::fs::File>,
+    },
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+}
+
+impl Output {
+    fn open(name: &str) -> anyhow::Result<Self> {
+        if name == "-" {
+            return Ok(Self::Stdout(std::io::BufWriter::new(std::io::stdout())));
+        }
+        let path = std::path::PathBuf::from(name);
+        let partial = path.with_file_name(format!(
+            ".{}.partial",
+            path.file_name()
+                .map_or("export".into(), |n| n.to_string_lossy())
+        ));
+        let file = std::fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
+        Ok(Self::File {
+            path,
+            partial,
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::File { file, .. } => file.write_all(bytes),
+            Self::Stdout(out) => out.write_all(bytes),
+        }
+    }
+
+    /// Makes the export durable and visible under its name.
+    fn finish(self) -> anyhow::Result<String> {
+        match self {
+            Self::File {
+                path,
+                partial,
+                file,
+            } => {
+                let file = file.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                std::fs::rename(&partial, &path)
+                    .with_context(|| format!("renaming {}", partial.display()))?;
+                Ok(path.display().to_string())
+            }
+            Self::Stdout(mut out) => {
+                out.flush()?;
+                Ok("stdout".into())
+            }
+        }
+    }
+}
+
+async fn export_events(args: ExportArgs) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let app = App::open(&settings).await?;
+    let format = args
+        .format
+        .or_else(|| Format::of_file(&args.output))
+        .unwrap_or(Format::Ndjson);
+    let head = app.history.head_position().await?;
+    let bar = ProgressBar::new(args.to_position.map_or(head, |to| to.min(head)));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>9} [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix("exporting");
+    let range = Range {
+        from_position: args.from_position,
+        to_position: args.to_position,
+        from_time: args.from_time,
+        to_time: args.to_time,
+        filter: args.filter.into(),
+        limit: args.limit,
+    };
+    let started = std::time::Instant::now();
+    let mut chunks = std::pin::pin!(export::encoded(app.history.export(range).await?, format)?);
+    let mut output = Output::open(&args.output)?;
+    let (mut events, mut bytes, mut last) = (0, 0, None);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        output.write(&chunk.bytes)?;
+        (events, last) = (chunk.events, chunk.last_position);
+        bytes += chunk.bytes.len() as u64;
+        if let Some(position) = last {
+            bar.set_position(position);
+        }
+    }
+    let written_to = output.finish()?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "exported {events} events{} as {} to {written_to}: {:.1} MiB in {secs:.1} s ({:.0} events/s)",
+        last.map_or(String::new(), |p| format!(" (to position {p})")),
+        format.name(),
+        bytes as f64 / 1048576.0,
+        events as f64 / secs.max(1e-9),
+    );
+    Ok(())
 }
 
 async fn serve() -> anyhow::Result<()> {

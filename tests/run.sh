@@ -15,18 +15,23 @@ command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --fe
 # From PyPI, pinned: the compose files are checked against the Compose
 # Specification's schema (there may be no Docker engine to ask), the mail
 # tests talk to a real SMTP server (aiosmtpd), and schemathesis tests the
-# served API against its OpenAPI document.
-for package in check-jsonschema==0.39.0 aiosmtpd==1.4.6 schemathesis==4.32.5; do
+# served API against its OpenAPI document, exports are opened with DuckDB
+# as an analyst would, and selenium drives the operator console.
+for package in check-jsonschema==0.39.0 aiosmtpd==1.4.6 schemathesis==4.32.5 duckdb==1.4.2 selenium==4.38.0; do
     python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('${package%%==*}') != '${package##*==}')" 2>/dev/null ||
         python3 -m pip install --quiet --user "$package" ||
         python3 -m pip install --quiet --user --break-system-packages "$package"
 done
 # From Debian: Prometheus, whose promtool unit-tests the alerting rules and
-# whose server checks them end to end against a running service.
-if ! command -v promtool >/dev/null; then
+# whose server checks them end to end against a running service; Chromium
+# and its driver, in which the operator console is tested headless.
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v chromedriver >/dev/null || missing+=(chromium chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
     sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus ||
-        { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
+        { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
 fi
 
 python3 -m check_jsonschema --builtin-schema vendor.compose-spec \
@@ -39,4 +44,5 @@ cargo test --workspace --doc --locked
 tests/contract/schemathesis.sh
 (cd infra/monitoring && promtool check rules alerts.yml && promtool test rules alerts.test.yml)
 python3 tests/monitoring/alerts_e2e.py target/debug/shopstream
+python3 tests/console/console_e2e.py target/debug/shopstream
 SHOPSTREAM_BENCH_BUILD=debug bench/run.sh --smoke

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod carts;
 pub mod catalogue;
 pub mod client;
+pub mod console;
 pub mod correlation;
 pub mod edge;
 pub mod extract;
@@ -84,6 +85,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(operations::v1_routes),
     )
     .configure(operations::routes)
+    .configure(console::routes)
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         let allowed = routes::allowed(req.path());
         if allowed.is_empty() {

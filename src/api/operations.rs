@@ -15,6 +15,7 @@ use super::extract::Caller;
 use super::problem::ApiError;
 use super::read;
 use crate::app::App;
+use crate::app::export::{self, Format};
 use crate::app::queries::history::{Range, Start};
 use crate::app::queries::reports;
 
@@ -74,6 +75,7 @@ struct ExportQuery {
     types: Option<String>,
     stream_prefix: Option<String>,
     limit: Option<u64>,
+    format: Option<String>,
 }
 
 fn rfc3339(field: &str, value: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -110,14 +112,20 @@ fn ndjson_line(out: &mut Vec<u8>, event: &RecordedEvent) -> Result<(), ApiError>
     Ok(())
 }
 
-/// `GET /v1/events`: recorded events as NDJSON, streamed page by page, in
-/// position order, for analysts replaying or exporting history.
+/// `GET /v1/events`: recorded events as NDJSON (or `format=csv`,
+/// `format=parquet`), streamed page by page in position order, for
+/// analysts replaying or exporting history.
 async fn export(
     app: web::Data<App>,
     caller: Caller,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.with_role(&[Role::Admin, Role::Analyst])?;
+    let format = match query.format.as_deref() {
+        None => Format::Ndjson,
+        Some(name) => Format::parse(name)
+            .ok_or_else(|| ApiError::malformed("format must be ndjson, csv or parquet"))?,
+    };
     let range = Range {
         from_position: query.from_position,
         to_position: query.to_position,
@@ -126,19 +134,21 @@ async fn export(
         filter: filter_of(&query.types, &query.stream_prefix),
         limit: query.limit,
     };
-    let pages = app.history.export(range).await?.map(|page| {
-        let events = page.inspect_err(
-            |e| tracing::warn!(error = %shopstream_infra::error::Report(e), "export stopped"),
-        )?;
-        let mut out = Vec::with_capacity(events.len() * 320);
-        for event in &events {
-            ndjson_line(&mut out, event)?;
-        }
-        Ok::<_, ApiError>(Bytes::from(out))
+    let chunks = export::encoded(app.history.export(range).await?, format)?.map(|chunk| {
+        chunk.map(|c| c.bytes).map_err(|e| {
+            tracing::warn!(error = %shopstream_infra::error::Report(&e), "export stopped");
+            ApiError::from(e)
+        })
     });
-    Ok(HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .streaming(pages))
+    let mut response = HttpResponse::Ok();
+    response.content_type(format.content_type());
+    if format != Format::Ndjson {
+        response.insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"events.{}\"", format.name()),
+        ));
+    }
+    Ok(response.streaming(chunks))
 }
 
 #[derive(Deserialize)]

@@ -286,6 +286,11 @@ impl From<OperationError> for ApiError {
             OperationError::UnknownProjection { name, .. } => {
                 ApiError::not_found(format!("no projection named {name}"))
             }
+            OperationError::NoSuchLetter { .. } => ApiError::not_found(e.to_string()),
+            OperationError::LetterApplied => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            OperationError::Redaction(_) => ApiError::internal(e),
             OperationError::Events(e) => e.into(),
             OperationError::Rows(e) => e.into(),
             OperationError::Runner(_) => ApiError::unavailable(e),

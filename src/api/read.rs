@@ -9,6 +9,7 @@ use super::consistency;
 use super::problem::ApiError;
 use crate::app::App;
 use crate::app::commands::Actor;
+use crate::app::export::ExportError;
 use crate::app::queries::{Answer, Consistency, QueryError};
 
 /// The header a query says how its consistency wait went in.
@@ -27,6 +28,15 @@ impl From<QueryError> for ApiError {
             | QueryError::Projection(_)
             | QueryError::Unsettled
             | QueryError::Poisoned => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::Read(e) => e.into(),
+            ExportError::Encode(_) => ApiError::internal(e),
         }
     }
 }

@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod commands;
 pub mod copy;
+pub mod export;
 pub mod mailer;
 pub mod operations;
 pub mod queries;

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use shopstream_infra::event_store::{EventFilter, EventStore, RecordedEvent, StoreError};
-use shopstream_infra::read_store::{ReadSide, ReadStoreError, RowKey};
+use shopstream_infra::read_store::{
+    BuildRecord, KeptLetter, LetterStatus, ReadSide, ReadStoreError, RowKey,
+};
 use shopstream_infra::runner::{
     BuildProgress, ProjectionRunner, RunnerError, RunnerObserver, rebuild_together,
 };
 use shopstream_projections::Projection;
 
+use super::redaction::redact;
 use super::stores::Stores;
 
 /// Lag is counted in events up to this many; beyond, it reads this many.
@@ -54,14 +57,79 @@ pub struct PartitionView {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RebuildView {
+    /// The code version being built.
     pub version: u32,
+    pub generation: u32,
+    /// Every event up to this position is applied to the new generation.
     pub checkpoint: u64,
+    /// Events applied, of the events `$all` holds now (counted up to
+    /// [`LAG_COUNT_CAP`] each).
+    pub events_done: u64,
+    pub events_total: u64,
+    /// Events applied a second, since this process first saw the rebuild
+    /// (none at the first look).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_per_second: Option<f64>,
+    /// At that rate, how long until it has caught up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
+}
+
+/// A rebuild as this process first saw it: how far it was, and when.
+#[derive(Debug, Clone, Copy)]
+struct FirstSeen {
+    generation: u32,
+    left: u64,
+    at: std::time::Instant,
+}
+
+/// An event a projection set aside, as the admin API and the CLI show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LetterView {
+    pub projection: String,
+    pub position: u64,
+    pub event_id: String,
+    pub event_type: String,
+    /// Why the projection could not apply it (the last time it tried).
+    pub error: String,
+    /// `open`, `retrying` (a runner will apply it again within a second
+    /// or so), `retried` (applied) or `skipped`.
+    pub status: LetterStatus,
+    pub set_aside_at: chrono::DateTime<Utc>,
+    /// The event itself, redacted, when one letter is inspected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<RecordedEvent>,
+}
+
+impl From<KeptLetter> for LetterView {
+    fn from(k: KeptLetter) -> Self {
+        Self {
+            projection: k.letter.projection,
+            position: k.letter.position,
+            event_id: k.letter.event_id,
+            event_type: k.letter.event_type,
+            error: k.letter.error,
+            status: k.status,
+            set_aside_at: k.at,
+            event: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperationError {
     #[error("no projection named {name}; try: {}", known.join(", "))]
     UnknownProjection { name: String, known: Vec<String> },
+    #[error("{projection} set no event {event_id} aside")]
+    NoSuchLetter {
+        projection: String,
+        event_id: String,
+    },
+    /// A retried letter is done with: the event is applied.
+    #[error("the event was applied on a retry already")]
+    LetterApplied,
+    #[error("a set-aside event could not be redacted")]
+    Redaction(#[source] serde_json::Error),
     #[error(transparent)]
     Events(#[from] StoreError),
     #[error(transparent)]
@@ -81,6 +149,8 @@ pub struct Operations {
     /// The runtime rebuilds started in the background run on (not an HTTP
     /// worker's: it serves requests).
     background: tokio::runtime::Handle,
+    /// Rebuilds as first seen, for their rate.
+    rebuilds_seen: std::sync::Mutex<std::collections::HashMap<String, FirstSeen>>,
 }
 
 impl Operations {
@@ -97,6 +167,7 @@ impl Operations {
             projections,
             observer,
             background: tokio::runtime::Handle::current(),
+            rebuilds_seen: Default::default(),
         }
     }
 
@@ -185,6 +256,10 @@ impl Operations {
                 });
             }
             let (lag_events, lag_ms) = self.lag(checkpoint).await?;
+            let rebuild = match r.build {
+                Some(b) => Some(self.rebuild_view(&r.name, b).await?),
+                None => None,
+            };
             views.push(ProjectionView {
                 dead_letters: dead_letters
                     .iter()
@@ -198,14 +273,54 @@ impl Operations {
                 lag_ms,
                 generation: r.generation,
                 failure: r.failure,
-                rebuild: r.build.map(|b| RebuildView {
-                    version: b.version,
-                    checkpoint: b.checkpoint,
-                }),
+                rebuild,
                 partitions,
             });
         }
         Ok(views)
+    }
+
+    /// Where a rebuild stands: events done of the total, and (from what
+    /// this process saw before) its rate and the time left.
+    async fn rebuild_view(
+        &self,
+        name: &str,
+        build: BuildRecord,
+    ) -> Result<RebuildView, OperationError> {
+        let left = self
+            .events
+            .count_after(build.checkpoint, LAG_COUNT_CAP)
+            .await?;
+        let total = self.events.count_after(0, LAG_COUNT_CAP).await?;
+        let now = std::time::Instant::now();
+        let first = {
+            let mut seen = self.rebuilds_seen.lock().unwrap_or_else(|p| p.into_inner());
+            let first = seen.entry(name.to_string()).or_insert(FirstSeen {
+                generation: build.generation,
+                left,
+                at: now,
+            });
+            if first.generation != build.generation {
+                *first = FirstSeen {
+                    generation: build.generation,
+                    left,
+                    at: now,
+                };
+            }
+            *first
+        };
+        let elapsed = now.duration_since(first.at).as_secs_f64();
+        let rate =
+            (elapsed > 0.0 && first.left > left).then(|| (first.left - left) as f64 / elapsed);
+        Ok(RebuildView {
+            version: build.version,
+            generation: build.generation,
+            checkpoint: build.checkpoint,
+            events_done: total.saturating_sub(left),
+            events_total: total,
+            events_per_second: rate.map(|r| r.round()),
+            eta_seconds: rate.map(|r| (left as f64 / r).ceil() as u64),
+        })
     }
 
     /// The position of the last event, where a rebuild will have to reach.
@@ -244,6 +359,108 @@ impl Operations {
             }
         });
         Ok(())
+    }
+
+    /// The events projections set aside (of one projection, or all),
+    /// by projection and position.
+    pub async fn dead_letters(
+        &self,
+        projection: Option<&str>,
+    ) -> Result<Vec<LetterView>, OperationError> {
+        if let Some(name) = projection {
+            self.projection(name)?;
+        }
+        let letters = self.read.coordination.letters(projection).await?;
+        Ok(letters.into_iter().map(LetterView::from).collect())
+    }
+
+    /// One set-aside event, with the event itself (redacted) as the event
+    /// store holds it.
+    pub async fn dead_letter(
+        &self,
+        projection: &str,
+        event_id: &str,
+    ) -> Result<LetterView, OperationError> {
+        let mut view = LetterView::from(self.kept_letter(projection, event_id).await?);
+        let after = self.events.preceding(view.position).await?;
+        view.event = self
+            .events
+            .read_all(after, &EventFilter::default(), 1)
+            .await?
+            .events
+            .into_iter()
+            .find(|e| e.event_id.to_string() == view.event_id)
+            .map(redact)
+            .transpose()
+            .map_err(OperationError::Redaction)?;
+        Ok(view)
+    }
+
+    async fn kept_letter(
+        &self,
+        projection: &str,
+        event_id: &str,
+    ) -> Result<KeptLetter, OperationError> {
+        self.projection(projection)?;
+        self.read
+            .coordination
+            .letter(projection, event_id)
+            .await?
+            .ok_or_else(|| OperationError::NoSuchLetter {
+                projection: projection.to_string(),
+                event_id: event_id.to_string(),
+            })
+    }
+
+    /// Asks the projection's runner to apply a set-aside event again (after
+    /// a fix); it does within a second or so, wherever it runs. Asking
+    /// again while it waits changes nothing; an event already applied is a
+    /// conflict.
+    pub async fn retry_dead_letter(
+        &self,
+        projection: &str,
+        event_id: &str,
+    ) -> Result<LetterView, OperationError> {
+        use LetterStatus::*;
+        self.move_letter(projection, event_id, &[Open, Skipped], Retrying)
+            .await
+    }
+
+    /// Leaves a set-aside event unapplied for good (it no longer counts as
+    /// a dead letter to act on).
+    pub async fn skip_dead_letter(
+        &self,
+        projection: &str,
+        event_id: &str,
+    ) -> Result<LetterView, OperationError> {
+        use LetterStatus::*;
+        self.move_letter(projection, event_id, &[Open, Retrying], Skipped)
+            .await
+    }
+
+    async fn move_letter(
+        &self,
+        projection: &str,
+        event_id: &str,
+        from: &[LetterStatus],
+        to: LetterStatus,
+    ) -> Result<LetterView, OperationError> {
+        let coordination = &self.read.coordination;
+        let kept = self.kept_letter(projection, event_id).await?;
+        if kept.status != to
+            && !coordination
+                .set_letter_status(projection, event_id, from, to)
+                .await?
+        {
+            // It moved meanwhile (or was applied): say where it is now.
+            let now = self.kept_letter(projection, event_id).await?;
+            if now.status != to {
+                return Err(OperationError::LetterApplied);
+            }
+        }
+        Ok(LetterView::from(
+            self.kept_letter(projection, event_id).await?,
+        ))
     }
 
     /// Stops applying events to a projection (reads keep being served).

@@ -105,6 +105,22 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/admin/projections/{name}/pause", Admin),
     ("POST", "/v1/admin/projections/{name}/resume", Admin),
     ("POST", "/v1/admin/projections/{name}/rebuild", Admin),
+    ("GET", "/v1/admin/dead-letters", Admin),
+    (
+        "GET",
+        "/v1/admin/dead-letters/{projection}/{event_id}",
+        Admin,
+    ),
+    (
+        "POST",
+        "/v1/admin/dead-letters/{projection}/{event_id}/retry",
+        Admin,
+    ),
+    (
+        "POST",
+        "/v1/admin/dead-letters/{projection}/{event_id}/skip",
+        Admin,
+    ),
 ];
 
 const PASSWORD: &str = "password-123";
@@ -122,6 +138,8 @@ struct World {
     refresh_tokens: Vec<String>,
     /// Where the reads wait until, so every caller reads the same state.
     consistency: String,
+    /// An event the carts projection set aside.
+    letter: String,
 }
 
 impl World {
@@ -152,6 +170,20 @@ impl World {
             .set_item(&owner_token, &cart, &product, 2)
             .await
             .expect(200);
+        let letter = app.misfile_cart_item(&owner_token).await.event_id;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        // Set aside by the projection in its own time: no token waits for it.
+        while !app
+            .dead_letters(&[])
+            .await
+            .expect(200)
+            .body
+            .to_string()
+            .contains(&letter)
+        {
+            assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
         World {
             tokens: [
                 None,
@@ -168,6 +200,7 @@ impl World {
             owner,
             refresh_tokens,
             consistency: last.consistency_token().to_string(),
+            letter,
         }
     }
 
@@ -190,7 +223,9 @@ impl World {
             .replace("{product_id}", &self.product)
             .replace("{sku}", sku)
             .replace("{stream}", &format!("customer-{}", self.owner))
-            .replace("{name}", "catalogue");
+            .replace("{name}", "catalogue")
+            .replace("{projection}", "carts")
+            .replace("{event_id}", &self.letter);
         match (method, template) {
             ("GET", "/v1/products/search") => format!("{path}?q=widget"),
             ("GET", "/v1/events/live") => format!("{path}?from_position=0"),

@@ -1,11 +1,20 @@
 //! The recorded events, for analysts: the NDJSON export with its filters,
-//! the live tail as Server-Sent Events, and `shopstream events tail`.
+//! the live tail as Server-Sent Events, `shopstream events tail`, and
+//! exports in CSV and Parquet (over HTTP and `shopstream events export`)
+//! opened with DuckDB.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
 use serde_json::Value;
+use shopstream_infra::event_store::{
+    EventFilter, EventStore, RecordedEvent, SqliteEventStore, SqliteEventStoreOptions,
+};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::ChildStdout;
 
@@ -341,4 +350,269 @@ async fn the_tail_command_prints_history_from_a_position_then_each_new_event() {
     assert_eq!(now.len(), 3, "{now:?}");
     assert_line_is(&next_line(&mut lines).await, &now[2]);
     tail.kill().await.expect("the tail stops");
+}
+
+// ---- CSV and Parquet, opened with DuckDB as an analyst would
+
+/// What DuckDB found in one export (tests/export/duckdb_check.py).
+#[derive(Debug, serde::Deserialize)]
+struct Opened {
+    file: String,
+    rows: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+    types: BTreeMap<String, u64>,
+    secrets: u64,
+    ordered: bool,
+    columns: BTreeMap<String, String>,
+}
+
+/// What an export of part of the store must hold.
+#[derive(Debug, PartialEq)]
+struct Expected {
+    rows: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+    types: BTreeMap<String, u64>,
+}
+
+impl Opened {
+    fn summary(&self) -> Expected {
+        Expected {
+            rows: self.rows,
+            first: self.first,
+            last: self.last,
+            types: self.types.clone(),
+        }
+    }
+}
+
+/// The events the store itself holds that `keep` accepts, read straight
+/// from its file (not through the code that exports).
+async fn in_store(app: &TestApp, keep: impl Fn(&RecordedEvent) -> bool) -> Expected {
+    let store = SqliteEventStore::open(
+        app.dir.path().join("events.sqlite"),
+        SqliteEventStoreOptions::default(),
+    )
+    .expect("the event store opens");
+    let (mut after, mut kept) = (0, Vec::new());
+    loop {
+        let slice = store
+            .read_all(after, &EventFilter::default(), 1000)
+            .await
+            .expect("the store reads");
+        if slice.events.is_empty() {
+            break;
+        }
+        after = slice.scanned_to;
+        kept.extend(slice.events.into_iter().filter(|e| keep(e)));
+    }
+    let mut types = BTreeMap::new();
+    for e in &kept {
+        *types.entry(e.event_type.clone()).or_default() += 1;
+    }
+    Expected {
+        rows: kept.len() as u64,
+        first: kept.first().map(|e| e.position),
+        last: kept.last().map(|e| e.position),
+        types,
+    }
+}
+
+/// Opens each file with DuckDB.
+fn open_with_duckdb(files: &[PathBuf]) -> Vec<Opened> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/export/duckdb_check.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(files)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "DuckDB could not open the exports (tests/run.sh installs duckdb from PyPI): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a summary"))
+        .collect()
+}
+
+/// `GET /v1/events` in a format, its body saved to `file`; its headers.
+async fn export_to(
+    app: &TestApp,
+    analyst: &str,
+    params: &[(&str, &str)],
+    format: &str,
+    file: &Path,
+) -> HeaderMap {
+    let mut params = params.to_vec();
+    params.push(("format", format));
+    let response = app
+        .request_with(Method::GET, "/v1/events", &params, Some(analyst))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers().clone();
+    let body = response.bytes().await.expect("the whole body");
+    std::fs::write(file, &body).expect("saved");
+    headers
+}
+
+/// `shopstream events export` with these arguments on the app's data.
+fn export_command(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shopstream"))
+        .args(["events", "export"])
+        .args(args)
+        .env("SHOPSTREAM_DATA_DIR", app.dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("shopstream runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test]
+async fn parquet_and_csv_exports_open_in_duckdb_with_the_stores_counts() {
+    let (app, analyst, _) = with_history().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str| dir.path().join(name);
+    let everything = in_store(&app, |_| true).await;
+    assert!(
+        everything.types.contains_key("PasswordSet"),
+        "{everything:?}"
+    );
+
+    // Over HTTP, in every format.
+    let parquet = export_to(&app, &analyst, &[], "parquet", &file("http.parquet")).await;
+    assert_eq!(parquet["content-type"], "application/vnd.apache.parquet");
+    assert_eq!(
+        parquet["content-disposition"],
+        "attachment; filename=\"events.parquet\""
+    );
+    let csv = export_to(&app, &analyst, &[], "csv", &file("http.csv")).await;
+    assert!(
+        csv["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"),
+        "{csv:?}"
+    );
+    export_to(&app, &analyst, &[], "ndjson", &file("http.ndjson")).await;
+    // From the command line, to a file (the format from its name) and to
+    // stdout: the same bytes as over HTTP.
+    let done = export_command(&app, &["--output", file("cli.parquet").to_str().unwrap()]);
+    let summary = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        summary.contains(&format!("exported {} events", everything.rows)),
+        "{summary}"
+    );
+    let to_stdout = export_command(&app, &["--format", "csv"]);
+    assert_eq!(
+        to_stdout.stdout,
+        std::fs::read(file("http.csv")).unwrap(),
+        "the command line and HTTP write the same CSV"
+    );
+
+    let files = ["http.parquet", "http.csv", "http.ndjson", "cli.parquet"].map(file);
+    for opened in open_with_duckdb(&files) {
+        assert_eq!(opened.summary(), everything, "{}", opened.file);
+        assert_eq!(opened.secrets, 0, "{}: a password hash left", opened.file);
+        assert!(opened.ordered, "{}: out of position order", opened.file);
+        if opened.file.ends_with(".parquet") {
+            for (column, kind) in [
+                ("position", "UBIGINT"),
+                ("revision", "UBIGINT"),
+                ("schema_version", "USMALLINT"),
+                ("recorded_at", "TIMESTAMP WITH TIME ZONE"),
+                ("data", "VARCHAR"),
+                ("actor", "VARCHAR"),
+            ] {
+                assert_eq!(opened.columns[column], kind, "{column}: {opened:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_filtered_export_holds_the_same_events_in_every_format() {
+    let (app, analyst, _) = with_history().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str| dir.path().join(name);
+    let all = export(&app, &analyst, &[]).await;
+    let from = position(&all[2]);
+    let to = position(&all[all.len() - 2]);
+    let (from_s, to_s) = (from.to_string(), to.to_string());
+    let types = "ProductCreated,ProductPriceChanged,OrderPlaced,CustomerRegistered";
+    let params = [
+        ("from_position", from_s.as_str()),
+        ("to_position", to_s.as_str()),
+        ("types", types),
+    ];
+    let wanted: Vec<&str> = types.split(',').collect();
+    let expected = in_store(&app, |e| {
+        (from..=to).contains(&e.position) && wanted.contains(&e.event_type.as_str())
+    })
+    .await;
+    assert!(expected.rows >= 2, "{expected:?}");
+
+    export_to(&app, &analyst, &params, "parquet", &file("part.parquet")).await;
+    export_to(&app, &analyst, &params, "csv", &file("part.csv")).await;
+    export_command(
+        &app,
+        &[
+            "--output",
+            file("part.ndjson").to_str().unwrap(),
+            "--from-position",
+            &from_s,
+            "--to-position",
+            &to_s,
+            "--types",
+            types,
+        ],
+    );
+    for opened in open_with_duckdb(&["part.parquet", "part.csv", "part.ndjson"].map(file)) {
+        assert_eq!(opened.summary(), expected, "{}", opened.file);
+    }
+}
+
+#[tokio::test]
+async fn an_empty_export_is_still_a_file_the_tools_open() {
+    let (app, analyst, _) = with_history().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str| dir.path().join(name);
+    let none = [("types", "NoSuchEvent")];
+    export_to(&app, &analyst, &none, "parquet", &file("none.parquet")).await;
+    export_to(&app, &analyst, &none, "csv", &file("none.csv")).await;
+    let header = std::fs::read_to_string(file("none.csv")).unwrap();
+    assert_eq!(
+        header.trim_end(),
+        "position,stream,revision,event_id,type,schema_version,recorded_at,data,\
+         correlation_id,causation_id,actor"
+    );
+    for opened in open_with_duckdb(&["none.parquet"].map(file)) {
+        assert_eq!(opened.rows, 0, "{opened:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_export_format_is_refused() {
+    let (app, analyst, _) = with_history().await;
+    let reply = app
+        .export_events(Some(&analyst), &[("format", "xlsx")])
+        .await
+        .expect_problem(400, "malformed_request");
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("parquet"),
+        "{reply:?}"
+    );
 }

@@ -834,3 +834,77 @@ impl TestApp {
         (on_hand, reserved)
     }
 }
+
+/// A cart's item written straight to the event store for a cart that was
+/// never created, as a bug or bad data would leave it: the carts
+/// projection sets it aside.
+pub struct MisfiledCart {
+    pub cart: String,
+    /// The item event the projection set aside.
+    pub event_id: String,
+}
+
+impl TestApp {
+    fn event_store(&self) -> shopstream_infra::event_store::SqliteEventStore {
+        shopstream_infra::event_store::SqliteEventStore::open(
+            self.dir.path().join("events.sqlite"),
+            Default::default(),
+        )
+        .expect("the event store opens")
+    }
+
+    /// Appends an item event (a copy of a real cart's) for a cart with no
+    /// `CartCreated`.
+    pub async fn misfile_cart_item(&self, token: &str) -> MisfiledCart {
+        use shopstream_infra::event_store::{EventStore, ExpectedRevision, NewEvent, StreamWrite};
+        let product = self
+            .stocked_product(
+                &format!("MISFILED-{}", uuid::Uuid::new_v4().simple()),
+                500,
+                5,
+            )
+            .await;
+        let real = self.create_cart(token).await;
+        self.set_item(token, &real, &product, 2).await.expect(200);
+        let cart = uuid::Uuid::now_v7().to_string();
+        let copy = |event: &Value| NewEvent {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: event["type"].as_str().expect("a type").to_string(),
+            schema_version: event["schema_version"].as_u64().expect("a version") as u16,
+            data: event["data"].to_string().replace(&real, &cart).into_bytes(),
+            metadata: Default::default(),
+        };
+        let events = self
+            .export_events(
+                Some(&self.admin),
+                &[("stream_prefix", &format!("cart-{real}"))],
+            )
+            .await
+            .expect(200)
+            .body;
+        let events = events.as_array().expect("NDJSON lines");
+        let item = copy(&events[1]);
+        assert_eq!(item.event_type, "CartItemSet");
+        let event_id = item.event_id.to_string();
+        self.event_store()
+            .append(vec![StreamWrite {
+                stream: format!("cart-{cart}"),
+                expected: ExpectedRevision::NoStream,
+                events: vec![item],
+            }])
+            .await
+            .expect("appended");
+        MisfiledCart { cart, event_id }
+    }
+
+    /// `GET /v1/admin/dead-letters` with these parameters, as the admin.
+    pub async fn dead_letters(&self, params: &[(&str, &str)]) -> Reply {
+        self.send(self.request_with(
+            Method::GET,
+            "/v1/admin/dead-letters",
+            params,
+            Some(&self.admin),
+        ))
+        .await
+    }
+}

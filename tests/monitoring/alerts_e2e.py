@@ -12,13 +12,14 @@ Needs `prometheus` on PATH (Debian's package). Takes about 20 s.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from serving import call, free_port, until  # noqa: E402
 
 MONITORING = os.path.join(os.path.dirname(__file__), "..", "..", "infra", "monitoring")
 RULES = os.path.join(MONITORING, "alerts.yml")
@@ -27,36 +28,10 @@ ADMIN = {"email": "admin@example.com", "password": "monitoring-admin-1"}
 DEADLINE = 120
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def call(url, body=None, token=None):
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    method = "POST" if body is not None else "GET"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read()
-        return json.loads(text) if text else None
 
 
-def until(what, check):
-    """Polls `check` until it returns something, or fails after DEADLINE."""
-    started = time.monotonic()
-    while time.monotonic() - started < DEADLINE:
-        try:
-            found = check()
-        except OSError:
-            found = None
-        if found:
-            return found
-        time.sleep(0.5)
-    sys.exit(f"FAILED: {what} within {DEADLINE} s")
 
 
 def main(binary):
@@ -92,7 +67,8 @@ def main(binary):
         ),
     ]
     try:
-        token = until("an admin token", lambda: call(f"{api}/v1/auth/token", ADMIN)["access_token"])
+        token = until("an admin token",
+                      lambda: call(f"{api}/v1/auth/token", ADMIN)["access_token"], DEADLINE)
 
         def lagging():
             alerts = call(f"{prom}/api/v1/alerts")["data"]["alerts"]
@@ -100,7 +76,8 @@ def main(binary):
 
         # Prometheus scrapes the service and has loaded the rules.
         until("a scrape of shopstream", lambda: any(
-            t["health"] == "up" for t in call(f"{prom}/api/v1/targets")["data"]["activeTargets"]))
+            t["health"] == "up" for t in call(f"{prom}/api/v1/targets")["data"]["activeTargets"]),
+            DEADLINE)
         rules = call(f"{prom}/api/v1/rules")["data"]["groups"]
         assert any(r["name"] == "ShopstreamProjectionLagging" for g in rules for r in g["rules"]), rules
         assert lagging() == [], "nothing lags before the pause"
@@ -111,7 +88,7 @@ def main(binary):
             "price": {"amount": 1000, "currency": "EUR"}, "tags": [],
         }, token)
         alert = until("the lag alert for catalogue", lambda: [
-            a for a in lagging() if a["labels"].get("projection") == "catalogue"])[0]
+            a for a in lagging() if a["labels"].get("projection") == "catalogue"], DEADLINE)[0]
         assert alert["state"] in ("pending", "firing"), alert
         others = [a["labels"]["projection"] for a in lagging() if a["labels"].get("projection") != "catalogue"]
         assert others == [], f"only the paused projection lags: {others}"

@@ -445,3 +445,156 @@ async fn rebuilding_every_projection_from_one_read_matches_the_reference_under_l
     live.progress.caught_up(side.head().await).await;
     assert_read_model_is_right(&side, &shop).await;
 }
+
+/// The catalogue with a bug in one event type, until its fix is deployed.
+struct BuggyCatalogue {
+    fixed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Projection for BuggyCatalogue {
+    fn name(&self) -> &'static str {
+        Catalogue.name()
+    }
+
+    fn version(&self) -> u32 {
+        Catalogue.version()
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        Catalogue.tables()
+    }
+
+    fn reads(&self) -> &'static [&'static str] {
+        Catalogue.reads()
+    }
+
+    fn event_types(&self) -> Vec<&'static str> {
+        Catalogue.event_types()
+    }
+
+    fn apply(
+        &self,
+        event: &shopstream_projections::Envelope<'_>,
+        rows: &dyn shopstream_projections::RowSource,
+    ) -> Result<Vec<RowWrite>, shopstream_projections::ProjectionError> {
+        if event.event_type == "ProductPriceChanged" && !self.fixed.load(Ordering::SeqCst) {
+            return Err(shopstream_projections::ProjectionError::Inconsistent(
+                "a bug in the price code".into(),
+            ));
+        }
+        Catalogue.apply(event, rows)
+    }
+}
+
+/// A runner's observer that listens to nothing (a set-aside event is
+/// what the test wants, not a failure).
+struct Unobserved;
+
+impl shopstream_infra::runner::RunnerObserver for Unobserved {
+    fn applied(&self, _: &str, _: u32, _: u64, _: &[RowKey], _: &[Duration]) {}
+
+    fn changed(&self, _: &str, _: u32, _: &[RowKey]) {}
+
+    fn switched(&self, _: &str, _: u32, _: u64) {}
+
+    fn dead_lettered(&self, _: &str, _: &shopstream_infra::event_store::RecordedEvent, _: &str) {}
+}
+
+/// Polls the dead letters until `check` accepts them (they change in the
+/// runner's own time: nothing else says when).
+async fn letters_until(
+    read: &ReadSide,
+    what: &str,
+    check: impl Fn(&[shopstream_infra::read_store::KeptLetter]) -> bool,
+) -> Vec<shopstream_infra::read_store::KeptLetter> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let letters = read.coordination.letters(Some("catalogue")).await.unwrap();
+        if check(&letters) {
+            return letters;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {letters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_set_aside_event_is_applied_on_retry_once_the_bug_is_fixed() {
+    use shopstream_infra::read_store::LetterStatus;
+    let side = Stores::new();
+    let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runner = side.runner(
+        Arc::new(BuggyCatalogue {
+            fixed: fixed.clone(),
+        }),
+        Arc::new(Unobserved),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(runner.run(stop.clone()));
+    let mut shop = Shop::new(side.events.clone(), 7);
+    let lamp = shop.add_product("lamp", "lighting", 1000).await;
+    shop.change_price(lamp, 1250).await;
+    let head = side.head().await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while side
+        .read
+        .registry
+        .projection("catalogue")
+        .await
+        .unwrap()
+        .is_none_or(|r| r.checkpoint < head)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the runner caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The price change is set aside; everything else is applied.
+    let letters = letters_until(&side.read, "the price change set aside", |l| l.len() == 1).await;
+    let price_change = letters[0].letter.event_id.clone();
+    assert_eq!(letters[0].letter.event_type, "ProductPriceChanged");
+    assert_eq!(letters[0].status, LetterStatus::Open);
+    let history = reference::history(side.events.as_ref()).await;
+    let without: Vec<_> = history
+        .iter()
+        .filter(|e| e.event_type != "ProductPriceChanged")
+        .cloned()
+        .collect();
+    reference::assert_matches(&side.read, &reference::fold_only(&without, &["catalogue"])).await;
+
+    // Retried before the fix: set aside again, open.
+    let retry = |from| {
+        let (read, id) = (side.read.clone(), price_change.clone());
+        async move {
+            assert!(
+                read.coordination
+                    .set_letter_status("catalogue", &id, from, LetterStatus::Retrying)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    retry(&[LetterStatus::Open]).await;
+    letters_until(&side.read, "the failed retry open again", |l| {
+        l[0].status == LetterStatus::Open
+    })
+    .await;
+
+    // The fix is deployed; the retry applies it, and the catalogue is what
+    // the whole history gives.
+    fixed.store(true, Ordering::SeqCst);
+    retry(&[LetterStatus::Open]).await;
+    letters_until(&side.read, "the retry applied", |l| {
+        l[0].status == LetterStatus::Retried
+    })
+    .await;
+    reference::assert_matches(&side.read, &reference::fold_only(&history, &["catalogue"])).await;
+    assert_eq!(side.read.coordination.dead_letters().await.unwrap(), []);
+    stop.cancel();
+    task.await.unwrap();
+}

@@ -157,6 +157,54 @@ pub struct DeadLetter {
     pub error: String,
 }
 
+/// What became of an event set aside. An operator asks for a retry (the
+/// projection's runner applies the event again, against its rows as they
+/// are now) or skips it; a retry that fails again leaves it open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LetterStatus {
+    Open,
+    Retrying,
+    Retried,
+    Skipped,
+}
+
+impl LetterStatus {
+    pub const ALL: [LetterStatus; 4] = [
+        LetterStatus::Open,
+        LetterStatus::Retrying,
+        LetterStatus::Retried,
+        LetterStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LetterStatus::Open => "open",
+            LetterStatus::Retrying => "retrying",
+            LetterStatus::Retried => "retried",
+            LetterStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Still waiting for an operator or a runner.
+    pub fn unresolved(self) -> bool {
+        matches!(self, LetterStatus::Open | LetterStatus::Retrying)
+    }
+}
+
+/// A dead letter as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptLetter {
+    pub letter: DeadLetter,
+    pub status: LetterStatus,
+    /// When it was (last) set aside.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadStoreError {
     /// The generation written to is no longer the one the writer thinks.
@@ -313,12 +361,34 @@ pub trait Coordination: Send + Sync + 'static {
         position: u64,
     ) -> Result<bool, ReadStoreError>;
 
-    /// Sets an event aside that a projection could not apply (once per
-    /// projection and event).
+    /// Sets an event aside that a projection could not apply (one letter
+    /// per projection and event). Set aside again (a retry failed, or the
+    /// feed delivered it again), a letter takes the new error and is open
+    /// again, unless an operator skipped it.
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), ReadStoreError>;
 
-    /// How many events each projection has set aside.
+    /// How many unresolved (open or retrying) letters each projection has.
     async fn dead_letters(&self) -> Result<Vec<(String, u64)>, ReadStoreError>;
+
+    /// The letters of a projection (or of all), by projection and position.
+    async fn letters(&self, projection: Option<&str>) -> Result<Vec<KeptLetter>, ReadStoreError>;
+
+    /// One letter.
+    async fn letter(
+        &self,
+        projection: &str,
+        event_id: &str,
+    ) -> Result<Option<KeptLetter>, ReadStoreError>;
+
+    /// Moves a letter to `to` if its status is one of `from`; whether it
+    /// moved.
+    async fn set_letter_status(
+        &self,
+        projection: &str,
+        event_id: &str,
+        from: &[LetterStatus],
+        to: LetterStatus,
+    ) -> Result<bool, ReadStoreError>;
 }
 
 /// The three ports of one read store, as the runner and the application

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event_store::{AllSlice, EventFilter, EventStore, RecordedEvent, StoreError};
 use crate::feed::{Checkpoint, EventFeed, FeedError, StoreFeed};
 use crate::read_store::{
-    DeadLetter, PartitionProgress, Progress, ReadSide, ReadStoreError, Target,
+    DeadLetter, LetterStatus, PartitionProgress, Progress, ReadSide, ReadStoreError, Target,
 };
 use overlay::Overlay;
 
@@ -156,6 +156,10 @@ impl Known {
 /// How often a projection that sees no events of its own records that it
 /// is still up to date.
 const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a live runner looks for set-aside events an operator asked
+/// to retry.
+const RETRIES_EVERY: Duration = Duration::from_secs(1);
 
 /// Events read per page while rebuilding.
 const BUILD_PAGE: usize = 32_768;
@@ -378,7 +382,12 @@ impl ProjectionRunner {
             .await?;
         let mut known = Known::live(p.reads());
         let mut persisted = std::time::Instant::now();
+        let mut letters_looked = std::time::Instant::now();
         loop {
+            if letters_looked.elapsed() >= RETRIES_EVERY {
+                self.retry_letters(generation, &mut known).await?;
+                letters_looked = std::time::Instant::now();
+            }
             let Ok(next) = tokio::time::timeout(IDLE_CHECKPOINT_EVERY, feed.next()).await else {
                 // Quiet for a while: make sure this generation is still the
                 // live one (a rebuild elsewhere may have replaced it, and
@@ -413,6 +422,74 @@ impl ProjectionRunner {
             feed.acknowledge(&batch).await?;
             persisted = std::time::Instant::now();
         }
+    }
+
+    /// Applies again the events an operator asked to retry (after a fix),
+    /// each against the rows as they are now: cells keep the position that
+    /// wrote them, so an old event changes nothing a later one wrote. An
+    /// event that fails again is set aside again (open, with its new
+    /// error); no checkpoint moves.
+    async fn retry_letters(&self, generation: u32, known: &mut Known) -> Result<(), RunnerError> {
+        let coordination = &self.read.coordination;
+        let letters = coordination.letters(Some(self.name())).await?;
+        for kept in letters
+            .into_iter()
+            .filter(|k| k.status == LetterStatus::Retrying)
+        {
+            let letter = kept.letter;
+            let after = self.events.preceding(letter.position).await?;
+            let found = self
+                .events
+                .read_all(after, &EventFilter::default(), 1)
+                .await?
+                .events
+                .into_iter()
+                .next()
+                .filter(|e| e.event_id.to_string() == letter.event_id);
+            let Some(event) = found else {
+                coordination
+                    .dead_letter(DeadLetter {
+                        error: "the event is no longer in the event store".into(),
+                        ..letter
+                    })
+                    .await?;
+                continue;
+            };
+            self.still_live(generation).await?;
+            // Rows are read from the store itself: what the live runner
+            // remembers was true for its own batches, not for an event
+            // applied out of turn.
+            let fresh = Known::live(self.projection.reads());
+            let mut overlay = Overlay::default();
+            if !self
+                .apply_event(&event, generation, &mut overlay, &fresh)
+                .await?
+            {
+                continue;
+            }
+            let (deltas, _) = overlay.finish(false, |key| fresh.base(key));
+            if !deltas.is_empty() {
+                let changed = self.read.rows.apply(generation, deltas).await?;
+                self.observer.changed(self.name(), generation, &changed);
+            }
+            // The rows it changed are no longer what the live runner knew.
+            *known = Known::live(self.projection.reads());
+            coordination
+                .set_letter_status(
+                    self.name(),
+                    &letter.event_id,
+                    &[LetterStatus::Retrying],
+                    LetterStatus::Retried,
+                )
+                .await?;
+            tracing::info!(
+                projection = self.name(),
+                position = letter.position,
+                event_type = %letter.event_type,
+                "set-aside event applied on retry"
+            );
+        }
+        Ok(())
     }
 
     /// Fails with `Superseded` unless `generation` is still the live,
@@ -581,19 +658,21 @@ impl ProjectionRunner {
         Ok(())
     }
 
+    /// Applies one event to the overlay; `false` when it could not be
+    /// applied and was set aside.
     async fn apply_event(
         &self,
         event: &RecordedEvent,
         generation: u32,
         overlay: &mut Overlay,
         known: &Known,
-    ) -> Result<(), RunnerError> {
+    ) -> Result<bool, RunnerError> {
         let envelope = envelope(event);
         loop {
             match self.projection.apply(&envelope, overlay) {
                 Ok(writes) => {
                     overlay.write(writes);
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(ProjectionError::Need(keys)) => {
                     let mut missing = Vec::new();
@@ -636,7 +715,7 @@ impl ProjectionRunner {
                         .await?;
                     self.feed.dead_letter(event, &error).await?;
                     self.observer.dead_lettered(self.name(), event, &error);
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }

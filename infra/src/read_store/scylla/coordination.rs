@@ -8,7 +8,9 @@ use async_trait::async_trait;
 
 use super::cql::position;
 use super::{ScyllaReadStore, corrupt, idempotent, outcome, transaction};
-use crate::read_store::{Coordination, DeadLetter, ReadStoreError};
+use scylla::value::CqlTimestamp;
+
+use crate::read_store::{Coordination, DeadLetter, KeptLetter, LetterStatus, ReadStoreError};
 
 /// Rounds of taking a lease against other takers before answering no.
 const ROUNDS: usize = 8;
@@ -114,46 +116,157 @@ impl Coordination for ScyllaReadStore {
     }
 
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), ReadStoreError> {
+        let inserted = self
+            .execute(
+                transaction(format!(
+                    "INSERT INTO {}.dead_letters \
+                     (projection, event_id, position, event_type, error, at, status) \
+                     VALUES (?, ?, ?, ?, ?, toTimestamp(now()), 'open') IF NOT EXISTS",
+                    self.ks()
+                )),
+                (
+                    &letter.projection,
+                    &letter.event_id,
+                    position(letter.position),
+                    &letter.event_type,
+                    &letter.error,
+                ),
+            )
+            .await?;
+        if outcome(inserted)?.0 {
+            return Ok(());
+        }
+        // Set aside again: open again, unless an operator skipped it.
         self.execute(
             transaction(format!(
-                "INSERT INTO {}.dead_letters (projection, event_id, position, event_type, error, at) \
-                 VALUES (?, ?, ?, ?, ?, toTimestamp(now())) IF NOT EXISTS",
+                "UPDATE {}.dead_letters SET error = ?, at = toTimestamp(now()), status = 'open' \
+                 WHERE projection = ? AND event_id = ? IF status != 'skipped'",
                 self.ks()
             )),
-            (
-                &letter.projection,
-                &letter.event_id,
-                position(letter.position),
-                &letter.event_type,
-                &letter.error,
-            ),
+            (&letter.error, &letter.projection, &letter.event_id),
         )
         .await?;
         Ok(())
     }
 
     async fn dead_letters(&self) -> Result<Vec<(String, u64)>, ReadStoreError> {
+        let mut counts = std::collections::BTreeMap::<String, u64>::new();
+        for kept in self.letters(None).await? {
+            if kept.status.unresolved() {
+                *counts.entry(kept.letter.projection).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    async fn letters(&self, projection: Option<&str>) -> Result<Vec<KeptLetter>, ReadStoreError> {
+        let select = format!("SELECT {LETTER} FROM {}.dead_letters", self.ks());
+        let result = match projection {
+            Some(p) => {
+                self.execute(idempotent(format!("{select} WHERE projection = ?")), (p,))
+                    .await?
+            }
+            None => self.execute(idempotent(select), ()).await?,
+        };
+        let mut letters = kept_letters(result)?;
+        letters.sort_by(|a, b| {
+            (&a.letter.projection, a.letter.position)
+                .cmp(&(&b.letter.projection, b.letter.position))
+        });
+        Ok(letters)
+    }
+
+    async fn letter(
+        &self,
+        projection: &str,
+        event_id: &str,
+    ) -> Result<Option<KeptLetter>, ReadStoreError> {
         let result = self
             .execute(
                 idempotent(format!(
-                    "SELECT projection, COUNT(*) FROM {}.dead_letters GROUP BY projection",
+                    "SELECT {LETTER} FROM {}.dead_letters WHERE projection = ? AND event_id = ?",
                     self.ks()
                 )),
-                (),
+                (projection, event_id),
             )
             .await?;
-        let rows = result.into_rows_result().map_err(corrupt)?;
-        let mut counts = rows
-            .rows::<(String, i64)>()
-            .map_err(corrupt)?
-            .map(|row| {
-                let (projection, n) = row.map_err(corrupt)?;
-                Ok((projection, n.max(0) as u64))
-            })
-            .collect::<Result<Vec<_>, ReadStoreError>>()?;
-        counts.sort();
-        Ok(counts)
+        Ok(kept_letters(result)?.into_iter().next())
     }
+
+    async fn set_letter_status(
+        &self,
+        projection: &str,
+        event_id: &str,
+        from: &[LetterStatus],
+        to: LetterStatus,
+    ) -> Result<bool, ReadStoreError> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        // The statuses are this module's own words: safe to splice.
+        let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let result = self
+            .execute(
+                transaction(format!(
+                    "UPDATE {}.dead_letters SET status = ? WHERE projection = ? AND event_id = ? \
+                     IF status IN ({})",
+                    self.ks(),
+                    from.join(", ")
+                )),
+                (to.as_str(), projection, event_id),
+            )
+            .await?;
+        Ok(outcome(result)?.0)
+    }
+}
+
+/// A letter's columns, in the order [`kept_letters`] reads them.
+const LETTER: &str = "projection, position, event_id, event_type, error, at, status";
+
+type LetterRow = (
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<String>,
+);
+
+/// Letters from their rows (a row written before statuses reads as open).
+fn kept_letters(
+    result: scylla::response::query_result::QueryResult,
+) -> Result<Vec<KeptLetter>, ReadStoreError> {
+    let rows = result.into_rows_result().map_err(corrupt)?;
+    rows.rows::<LetterRow>()
+        .map_err(corrupt)?
+        .map(|row| {
+            let (projection, position, event_id, event_type, error, at, status) =
+                row.map_err(corrupt)?;
+            let status = match status.as_deref() {
+                None => LetterStatus::Open,
+                Some(s) => LetterStatus::parse(s).ok_or_else(|| {
+                    ReadStoreError::Corrupt(crate::error::cause(format!(
+                        "dead letter status {s:?}"
+                    )))
+                })?,
+            };
+            let at = at
+                .and_then(|t| chrono::DateTime::from_timestamp_millis(t.0))
+                .unwrap_or_default();
+            Ok(KeptLetter {
+                letter: DeadLetter {
+                    projection,
+                    position: position.max(0) as u64,
+                    event_id,
+                    event_type,
+                    error: error.unwrap_or_default(),
+                },
+                status,
+                at,
+            })
+        })
+        .collect()
 }
 
 impl ScyllaReadStore {

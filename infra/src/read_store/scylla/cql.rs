@@ -209,6 +209,7 @@ pub fn create_shared_tables(ks: &Keyspace) -> Vec<String> {
                 event_type text,
                 error text,
                 at timestamp,
+                status text,
                 PRIMARY KEY ((projection), event_id)
             )"
         ),

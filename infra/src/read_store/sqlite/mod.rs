@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     event_type TEXT    NOT NULL,
     error      TEXT    NOT NULL,
     at         TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    status     TEXT    NOT NULL DEFAULT 'open',
     PRIMARY KEY (projection, event_id)
 );
 CREATE TABLE IF NOT EXISTS leases (
@@ -124,6 +125,15 @@ impl SqliteReadStore {
             if !has_high {
                 conn.execute_batch(
                     "ALTER TABLE projections ADD COLUMN high INTEGER NOT NULL DEFAULT 0",
+                )?;
+            }
+            // Files made before dead letters could be retried or skipped.
+            let has_status = conn
+                .prepare("SELECT 1 FROM pragma_table_info('dead_letters') WHERE name = 'status'")
+                .and_then(|mut q| q.exists([]))?;
+            if !has_status {
+                conn.execute_batch(
+                    "ALTER TABLE dead_letters ADD COLUMN status TEXT NOT NULL DEFAULT 'open'",
                 )?;
             }
             Ok(())

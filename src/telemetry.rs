@@ -7,11 +7,14 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
 };
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use shopstream_infra::event_store::{CommitObserver, GroupCommits};
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -48,6 +51,9 @@ pub struct Metrics {
     pub projection_lag: HistogramVec,
     pub dead_letters: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    /// The embedded event store's group commits.
+    pub group_commit_seconds: Histogram,
+    pub group_commit_appends: Histogram,
     projections: std::sync::Arc<ProjectionGauges>,
 }
 
@@ -59,6 +65,7 @@ struct ProjectionGauges {
     checkpoint: IntGaugeVec,
     status: IntGaugeVec,
     dead_letters: IntGaugeVec,
+    partition_behind_events: IntGaugeVec,
     /// When the figures were last read: at most once a second, however
     /// often `/metrics` (which anyone may call) is asked.
     read_at: std::sync::Mutex<Option<Instant>>,
@@ -102,14 +109,35 @@ impl ProjectionGauges {
                 ),
                 &["projection"],
             )?,
+            partition_behind_events: IntGaugeVec::new(
+                Opts::new(
+                    "projection_partition_behind_events",
+                    "With a partitioned feed (Kafka): events of $all after how far the \
+                     projection has applied each partition",
+                ),
+                &["projection", "partition"],
+            )?,
             read_at: std::sync::Mutex::new(None),
         };
+        registry.register(Box::new(gauges.partition_behind_events.clone()))?;
         registry.register(Box::new(gauges.behind_events.clone()))?;
         registry.register(Box::new(gauges.behind_seconds.clone()))?;
         registry.register(Box::new(gauges.checkpoint.clone()))?;
         registry.register(Box::new(gauges.status.clone()))?;
         registry.register(Box::new(gauges.dead_letters.clone()))?;
         Ok(gauges)
+    }
+}
+
+struct GroupCommitMetrics {
+    seconds: Histogram,
+    appends: Histogram,
+}
+
+impl GroupCommits for GroupCommitMetrics {
+    fn committed(&self, appends: usize, took: std::time::Duration) {
+        self.seconds.observe(took.as_secs_f64());
+        self.appends.observe(appends as f64);
     }
 }
 
@@ -121,6 +149,8 @@ pub struct ProjectionFigures<'a> {
     pub behind_events: u64,
     pub behind_ms: u64,
     pub dead_letters: u64,
+    /// With a partitioned feed (Kafka): events behind, per partition.
+    pub partitions: Vec<(i32, u64)>,
 }
 
 impl Metrics {
@@ -178,6 +208,26 @@ impl Metrics {
             ),
             &["class"],
         )?;
+        let group_commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "event_store_commit_seconds",
+                "An embedded event store group commit: its writes and its fsync",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )?;
+        let group_commit_appends = Histogram::with_opts(
+            HistogramOpts::new(
+                "event_store_commit_appends",
+                "Appends an embedded event store group commit carried",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ]),
+        )?;
+        registry.register(Box::new(group_commit_seconds.clone()))?;
+        registry.register(Box::new(group_commit_appends.clone()))?;
         let projections = std::sync::Arc::new(ProjectionGauges::new(&registry)?);
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
@@ -197,8 +247,18 @@ impl Metrics {
             projection_lag,
             dead_letters,
             rate_limited,
+            group_commit_seconds,
+            group_commit_appends,
             projections,
         })
+    }
+
+    /// What the embedded event store tells of its group commits.
+    pub fn group_commits(&self) -> CommitObserver {
+        CommitObserver(std::sync::Arc::new(GroupCommitMetrics {
+            seconds: self.group_commit_seconds.clone(),
+            appends: self.group_commit_appends.clone(),
+        }))
     }
 
     /// Whether the projection figures are due to be read again (and, if
@@ -236,6 +296,11 @@ impl Metrics {
                 .with_label_values(&[f.name])
                 .set(gauge(f.dead_letters));
             g.status.with_label_values(&[f.name, f.status]).set(1);
+            for (partition, behind) in f.partitions {
+                g.partition_behind_events
+                    .with_label_values(&[f.name, &partition.to_string()])
+                    .set(gauge(behind));
+            }
         }
     }
 

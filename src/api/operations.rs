@@ -305,6 +305,11 @@ async fn metrics(app: web::Data<App>) -> HttpResponse {
                     behind_events: v.lag_events,
                     behind_ms: v.lag_ms,
                     dead_letters: v.dead_letters,
+                    partitions: v
+                        .partitions
+                        .iter()
+                        .map(|p| (p.partition, p.lag_events))
+                        .collect(),
                 }
             })),
             Err(e) => tracing::debug!(error = %e, "projection figures for /metrics"),

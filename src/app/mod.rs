@@ -47,7 +47,7 @@ use commands::{CommandService, RetryPolicy};
 use operations::Operations;
 use queries::history::History;
 use queries::{QueryError, QueryService};
-pub use stores::{Stores, open_stores};
+pub use stores::{Stores, open_stores, open_stores_observed};
 
 /// Everything a request handler needs, built once per process.
 pub struct App {
@@ -68,8 +68,8 @@ impl App {
     /// Opens the stores named in the settings, registers every projection
     /// and wires the services.
     pub async fn open(settings: &Settings) -> anyhow::Result<App> {
-        let stores = open_stores(settings).await?;
         let metrics = Metrics::new().context("registering metrics")?;
+        let stores = open_stores_observed(settings, Some(metrics.group_commits())).await?;
         let aggregates = AggregateCache::new(stores.events.clone(), settings.cache.aggregates);
         let commands = CommandService::new(
             aggregates.clone(),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use shopstream_infra::event_store::{
-    EventStore, KurrentDbEventStore, KurrentDbOptions, SqliteEventStore, SqliteEventStoreOptions,
-    StoreError,
+    CommitObserver, EventStore, KurrentDbEventStore, KurrentDbOptions, SqliteEventStore,
+    SqliteEventStoreOptions, StoreError,
 };
 use shopstream_infra::read_store::{ReadSide, ReadStoreError, ScyllaReadStore, SqliteReadStore};
 
@@ -25,12 +25,22 @@ pub struct Stores {
 /// read store that cannot be reached yet is registered in by the runners
 /// once it can).
 pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
+    open_stores_observed(settings, None).await
+}
+
+/// The stores, the embedded event store telling `commits` how each group
+/// commit went.
+pub async fn open_stores_observed(
+    settings: &Settings,
+    commits: Option<CommitObserver>,
+) -> anyhow::Result<Stores> {
     let events: Arc<dyn EventStore> = match settings.event_store {
         EventStoreKind::Sqlite => Arc::new(
             SqliteEventStore::open(
                 settings.event_store_path(),
                 SqliteEventStoreOptions {
                     durability: settings.durability,
+                    commits,
                     ..Default::default()
                 },
             )

@@ -549,3 +549,33 @@ async fn health_and_metrics_answer() {
     assert!(text.contains("shopstream_http_requests_total{"), "{text}");
     assert!(text.contains(r#"route="/health/live""#), "{text}");
 }
+
+/// The value of an unlabelled sample in a Prometheus text exposition.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[tokio::test]
+async fn every_group_commit_is_counted_with_its_appends_and_duration() {
+    let app = spawn_app().await;
+    let before = app.get("/metrics", None).await.expect(200);
+    let before = before.body.as_str().unwrap_or_default().to_string();
+    let (commits, appends) = (
+        sample(&before, "shopstream_event_store_commit_seconds_count"),
+        sample(&before, "shopstream_event_store_commit_appends_sum"),
+    );
+    app.stocked_product("METRIC-1", 100, 5).await;
+    let after = app.get("/metrics", None).await.expect(200);
+    let after = after.body.as_str().unwrap_or_default();
+    // Creating a product and receiving stock: two commands, each one
+    // append (alone, they form groups of one); the mailer may have
+    // recorded something meanwhile.
+    let groups = sample(after, "shopstream_event_store_commit_seconds_count") - commits;
+    let carried = sample(after, "shopstream_event_store_commit_appends_sum") - appends;
+    assert!(groups >= 2.0, "{after}");
+    assert!(carried >= groups, "every group carries an append: {after}");
+    assert!(sample(after, "shopstream_event_store_commit_seconds_sum") > 0.0);
+}

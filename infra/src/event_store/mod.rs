@@ -25,7 +25,9 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 pub use kurrentdb::{KurrentDbEventStore, KurrentDbOptions};
-pub use sqlite::{Durability, SqliteEventStore, SqliteEventStoreOptions};
+pub use sqlite::{
+    CommitObserver, Durability, GroupCommits, SqliteEventStore, SqliteEventStoreOptions,
+};
 
 use crate::error::Cause;
 

@@ -71,6 +71,8 @@ pub struct SqliteEventStoreOptions {
     /// How often to look for commits made by other processes while someone
     /// is subscribed.
     pub poll_interval: Duration,
+    /// Who hears how each group commit went (metrics).
+    pub commits: Option<CommitObserver>,
 }
 
 impl Default for SqliteEventStoreOptions {
@@ -79,7 +81,25 @@ impl Default for SqliteEventStoreOptions {
             durability: Durability::Fsync,
             max_batch: 1024,
             poll_interval: Duration::from_millis(2),
+            commits: None,
         }
+    }
+}
+
+/// Hears each group commit: how many appends it carried and how long its
+/// transaction took, the fsync included (the wait every acknowledged
+/// append of the group shared).
+pub trait GroupCommits: Send + Sync + 'static {
+    fn committed(&self, appends: usize, took: Duration);
+}
+
+/// A [`GroupCommits`] in the store's options.
+#[derive(Clone)]
+pub struct CommitObserver(pub Arc<dyn GroupCommits>);
+
+impl std::fmt::Debug for CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
     }
 }
 
@@ -125,10 +145,10 @@ impl SqliteEventStore {
         let closed = Arc::new(AtomicBool::new(false));
 
         let writer_head = head.clone();
-        let max_batch = options.max_batch;
+        let (max_batch, commits) = (options.max_batch, options.commits.clone());
         std::thread::Builder::new()
             .name("event-store-writer".into())
-            .spawn(move || run_writer(writer, queue, writer_head, max_batch))
+            .spawn(move || run_writer(writer, queue, writer_head, max_batch, commits))
             .map_err(unavailable)?;
 
         let poller = Poller {
@@ -173,6 +193,7 @@ fn run_writer(
     mut queue: mpsc::Receiver<AppendJob>,
     head: watch::Sender<u64>,
     max_batch: usize,
+    commits: Option<CommitObserver>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
@@ -183,7 +204,11 @@ fn run_writer(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let outcomes = commit_group(&mut conn, &batch);
+        if let Some(commits) = &commits {
+            commits.0.committed(batch.len(), started.elapsed());
+        }
         if let Some(last) = outcomes
             .iter()
             .filter_map(|o| o.as_ref().ok())

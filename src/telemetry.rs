@@ -7,8 +7,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -66,6 +66,8 @@ struct ProjectionGauges {
     status: IntGaugeVec,
     dead_letters: IntGaugeVec,
     partition_behind_events: IntGaugeVec,
+    relay_position: IntGauge,
+    relay_behind_events: IntGauge,
     /// When the figures were last read: at most once a second, however
     /// often `/metrics` (which anyone may call) is asked.
     read_at: std::sync::Mutex<Option<Instant>>,
@@ -117,8 +119,18 @@ impl ProjectionGauges {
                 ),
                 &["projection", "partition"],
             )?,
+            relay_position: IntGauge::new(
+                "relay_position",
+                "With Kafka: the position of $all the relay has produced up to",
+            )?,
+            relay_behind_events: IntGauge::new(
+                "relay_behind_events",
+                "With Kafka: events recorded after the relay's position (counted up to a cap)",
+            )?,
             read_at: std::sync::Mutex::new(None),
         };
+        registry.register(Box::new(gauges.relay_position.clone()))?;
+        registry.register(Box::new(gauges.relay_behind_events.clone()))?;
         registry.register(Box::new(gauges.partition_behind_events.clone()))?;
         registry.register(Box::new(gauges.behind_events.clone()))?;
         registry.register(Box::new(gauges.behind_seconds.clone()))?;
@@ -302,6 +314,13 @@ impl Metrics {
                     .set(gauge(behind));
             }
         }
+    }
+
+    /// Where the relay stands (a node fed through Kafka reports it).
+    pub fn set_relay(&self, position: u64, behind: u64) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.projections.relay_position.set(gauge(position));
+        self.projections.relay_behind_events.set(gauge(behind));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -314,6 +314,12 @@ async fn metrics(app: web::Data<App>) -> HttpResponse {
             })),
             Err(e) => tracing::debug!(error = %e, "projection figures for /metrics"),
         }
+        if app.relayed {
+            match app.operations.relay().await {
+                Ok((position, behind)) => app.metrics.set_relay(position, behind),
+                Err(e) => tracing::debug!(error = %e, "relay figures for /metrics"),
+            }
+        }
     }
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))

@@ -61,6 +61,8 @@ pub struct App {
     pub currency: Currency,
     /// Whether checking out needs a verified email address.
     pub checkout_requires_verified_email: bool,
+    /// Events reach the projections through the relay (Kafka).
+    pub relayed: bool,
     stores: Stores,
 }
 
@@ -115,6 +117,7 @@ impl App {
             metrics,
             currency,
             checkout_requires_verified_email: settings.commands.checkout_requires_verified_email,
+            relayed: settings.feed == crate::config::FeedKind::Kafka,
             stores,
         })
     }

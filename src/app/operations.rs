@@ -323,6 +323,18 @@ impl Operations {
         })
     }
 
+    /// How far the relay (Kafka) has produced `$all`: its position, and
+    /// events after it (counted up to [`LAG_COUNT_CAP`]).
+    pub async fn relay(&self) -> Result<(u64, u64), OperationError> {
+        let position = self
+            .read
+            .coordination
+            .lease_position(shopstream_infra::feed::kafka::RELAY_LEASE)
+            .await?;
+        let behind = self.events.count_after(position, LAG_COUNT_CAP).await?;
+        Ok((position, behind))
+    }
+
     /// The position of the last event, where a rebuild will have to reach.
     pub async fn head_position(&self) -> Result<u64, OperationError> {
         Ok(self.events.head_position().await?)

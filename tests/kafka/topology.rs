@@ -197,4 +197,37 @@ async fn separate_processes_over_kafka_lose_nothing_through_kills_restarts_and_a
     );
     let history = reference::history(&events).await;
     reference::assert_matches(&read, &reference::fold(&history)).await;
+
+    // /metrics says where the relay stands: at the head, nothing behind.
+    relay_reported_at(&a, head(&a).await).await;
+}
+
+/// Polls /metrics (refreshed at most once a second, and the relay records
+/// its position after producing) until the relay is reported at `head`.
+async fn relay_reported_at(node: &Node, head: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(format!("{}/metrics", node.base))
+            .await
+            .expect("the node answers")
+            .text()
+            .await
+            .expect("a text body");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+        };
+        let (position, behind) = (
+            value("shopstream_relay_position"),
+            value("shopstream_relay_behind_events"),
+        );
+        if position == Some(head) && behind == Some(0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay reported at {position:?}, {behind:?} behind; the head is {head}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

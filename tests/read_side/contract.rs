@@ -169,6 +169,7 @@ macro_rules! read_store_contract {
                 event_id: event.into(),
                 event_type: "Happened".into(),
                 error: "cannot apply".into(),
+                generation: 1,
             }
         }
 
@@ -697,6 +698,31 @@ macro_rules! read_store_contract {
             assert!(!c.advance_lease("relay", "a", 90).await.unwrap(), "the old holder lost it");
             assert!(c.advance_lease("relay", "b", 45).await.unwrap());
             assert_eq!(c.lease_position("relay").await.unwrap(), 45);
+        }
+
+        #[tokio::test]
+        async fn a_rebuild_resolves_only_open_letters_of_older_generations() {
+            use shopstream_infra::read_store::LetterStatus::*;
+            let Some(f) = fixture().await else { return };
+            let c = &f.read.coordination;
+            let at = |event: &str, generation| DeadLetter {
+                generation,
+                ..letter("orders", event, 4)
+            };
+            c.dead_letter(at("old", 1)).await.unwrap();
+            c.dead_letter(at("again", 1)).await.unwrap();
+            c.dead_letter(at("again", 2)).await.unwrap();
+            c.dead_letter(at("skipped", 1)).await.unwrap();
+            assert!(c.set_letter_status("orders", "skipped", &[Open], Skipped).await.unwrap());
+            c.dead_letter(letter("carts", "old", 4)).await.unwrap();
+            assert_eq!(c.resolve_letters_before("orders", 2).await.unwrap(), 1);
+            let status = async |projection: &str, event: &str| {
+                c.letter(projection, event).await.unwrap().unwrap().status
+            };
+            assert_eq!(status("orders", "old").await, Retried);
+            assert_eq!(status("orders", "again").await, Open, "set aside by the rebuild");
+            assert_eq!(status("orders", "skipped").await, Skipped);
+            assert_eq!(status("carts", "old").await, Open, "another projection's");
         }
 
         #[tokio::test]

@@ -598,3 +598,61 @@ async fn a_set_aside_event_is_applied_on_retry_once_the_bug_is_fixed() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_rebuild_resolves_the_letters_it_applied_and_keeps_those_it_set_aside_again() {
+    use shopstream_infra::read_store::LetterStatus;
+    let side = Stores::new();
+    let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runner = || {
+        Arc::new(side.runner(
+            Arc::new(BuggyCatalogue {
+                fixed: fixed.clone(),
+            }),
+            Arc::new(Unobserved),
+        ))
+    };
+    let mut shop = Shop::new(side.events.clone(), 11);
+    let lamp = shop.add_product("lamp", "lighting", 1000).await;
+    shop.change_price(lamp, 1250).await;
+    side.read
+        .register(Catalogue.name(), Catalogue.version(), Catalogue.tables())
+        .await
+        .unwrap();
+
+    // The first build sets the price change aside.
+    runner().rebuild(&mut |_, _, _| {}).await.unwrap();
+    let letters = side
+        .read
+        .coordination
+        .letters(Some("catalogue"))
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].status, LetterStatus::Open);
+
+    // Rebuilt with the bug still there: set aside again, still open.
+    runner().rebuild(&mut |_, _, _| {}).await.unwrap();
+    let letters = side
+        .read
+        .coordination
+        .letters(Some("catalogue"))
+        .await
+        .unwrap();
+    assert_eq!(letters[0].status, LetterStatus::Open, "{letters:?}");
+
+    // Rebuilt with the fix: the rebuild applied it, so it is resolved, and
+    // the catalogue is what the whole history gives.
+    fixed.store(true, Ordering::SeqCst);
+    runner().rebuild(&mut |_, _, _| {}).await.unwrap();
+    let letters = side
+        .read
+        .coordination
+        .letters(Some("catalogue"))
+        .await
+        .unwrap();
+    assert_eq!(letters[0].status, LetterStatus::Retried, "{letters:?}");
+    assert_eq!(side.read.coordination.dead_letters().await.unwrap(), []);
+    let history = reference::history(side.events.as_ref()).await;
+    reference::assert_matches(&side.read, &reference::fold_only(&history, &["catalogue"])).await;
+}

@@ -155,6 +155,8 @@ pub struct DeadLetter {
     pub event_id: String,
     pub event_type: String,
     pub error: String,
+    /// The generation that set it aside (last).
+    pub generation: u32,
 }
 
 /// What became of an event set aside. An operator asks for a retry (the
@@ -379,6 +381,16 @@ pub trait Coordination: Send + Sync + 'static {
         projection: &str,
         event_id: &str,
     ) -> Result<Option<KeptLetter>, ReadStoreError>;
+
+    /// A rebuild into `generation` went live: its projection's unresolved
+    /// letters that an older generation set aside were applied by it (one
+    /// it could not apply it set aside again, as its own), so they are
+    /// marked retried. Returns how many.
+    async fn resolve_letters_before(
+        &self,
+        projection: &str,
+        generation: u32,
+    ) -> Result<u64, ReadStoreError>;
 
     /// Moves a letter to `to` if its status is one of `from`; whether it
     /// moved.

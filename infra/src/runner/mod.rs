@@ -492,6 +492,30 @@ impl ProjectionRunner {
         Ok(())
     }
 
+    /// A rebuild applied every event again: what older generations set
+    /// aside and it did not is resolved. The rebuild stands either way;
+    /// a failure here only leaves those letters open.
+    async fn letters_applied_by(&self, generation: u32) {
+        match self
+            .read
+            .coordination
+            .resolve_letters_before(self.name(), generation)
+            .await
+        {
+            Ok(0) => {}
+            Ok(resolved) => tracing::info!(
+                projection = self.name(),
+                resolved,
+                "set-aside events applied by the rebuild"
+            ),
+            Err(e) => tracing::warn!(
+                projection = self.name(),
+                error = %crate::error::Report(&e),
+                "set-aside events could not be marked applied after the rebuild"
+            ),
+        }
+    }
+
     /// Fails with `Superseded` unless `generation` is still the live,
     /// unpaused one.
     async fn still_live(&self, generation: u32) -> Result<(), RunnerError> {
@@ -577,6 +601,7 @@ impl ProjectionRunner {
                 if self.read.finish_build(name, build.generation).await? {
                     self.observer
                         .switched(name, build.generation, build.position);
+                    self.letters_applied_by(build.generation).await;
                     progress.advanced(build.position, slice.scanned_to, build.applied);
                     return Ok(build.generation);
                 }
@@ -711,6 +736,7 @@ impl ProjectionRunner {
                             event_id: event.event_id.to_string(),
                             event_type: event.event_type.clone(),
                             error: error.clone(),
+                            generation,
                         })
                         .await?;
                     self.feed.dead_letter(event, &error).await?;

@@ -120,8 +120,8 @@ impl Coordination for ScyllaReadStore {
             .execute(
                 transaction(format!(
                     "INSERT INTO {}.dead_letters \
-                     (projection, event_id, position, event_type, error, at, status) \
-                     VALUES (?, ?, ?, ?, ?, toTimestamp(now()), 'open') IF NOT EXISTS",
+                     (projection, event_id, position, event_type, error, at, status, generation) \
+                     VALUES (?, ?, ?, ?, ?, toTimestamp(now()), 'open', ?) IF NOT EXISTS",
                     self.ks()
                 )),
                 (
@@ -130,6 +130,7 @@ impl Coordination for ScyllaReadStore {
                     position(letter.position),
                     &letter.event_type,
                     &letter.error,
+                    letter.generation as i32,
                 ),
             )
             .await?;
@@ -139,11 +140,16 @@ impl Coordination for ScyllaReadStore {
         // Set aside again: open again, unless an operator skipped it.
         self.execute(
             transaction(format!(
-                "UPDATE {}.dead_letters SET error = ?, at = toTimestamp(now()), status = 'open' \
-                 WHERE projection = ? AND event_id = ? IF status != 'skipped'",
+                "UPDATE {}.dead_letters SET error = ?, at = toTimestamp(now()), status = 'open', \
+                 generation = ? WHERE projection = ? AND event_id = ? IF status != 'skipped'",
                 self.ks()
             )),
-            (&letter.error, &letter.projection, &letter.event_id),
+            (
+                &letter.error,
+                letter.generation as i32,
+                &letter.projection,
+                &letter.event_id,
+            ),
         )
         .await?;
         Ok(())
@@ -193,6 +199,30 @@ impl Coordination for ScyllaReadStore {
         Ok(kept_letters(result)?.into_iter().next())
     }
 
+    async fn resolve_letters_before(
+        &self,
+        projection: &str,
+        generation: u32,
+    ) -> Result<u64, ReadStoreError> {
+        let mut resolved = 0;
+        for kept in self.letters(Some(projection)).await? {
+            if kept.status.unresolved()
+                && kept.letter.generation < generation
+                && self
+                    .set_letter_status(
+                        projection,
+                        &kept.letter.event_id,
+                        &[LetterStatus::Open, LetterStatus::Retrying],
+                        LetterStatus::Retried,
+                    )
+                    .await?
+            {
+                resolved += 1;
+            }
+        }
+        Ok(resolved)
+    }
+
     async fn set_letter_status(
         &self,
         projection: &str,
@@ -221,7 +251,7 @@ impl Coordination for ScyllaReadStore {
 }
 
 /// A letter's columns, in the order [`kept_letters`] reads them.
-const LETTER: &str = "projection, position, event_id, event_type, error, at, status";
+const LETTER: &str = "projection, position, event_id, event_type, error, at, status, generation";
 
 type LetterRow = (
     String,
@@ -231,6 +261,7 @@ type LetterRow = (
     Option<String>,
     Option<CqlTimestamp>,
     Option<String>,
+    Option<i32>,
 );
 
 /// Letters from their rows (a row written before statuses reads as open).
@@ -241,7 +272,7 @@ fn kept_letters(
     rows.rows::<LetterRow>()
         .map_err(corrupt)?
         .map(|row| {
-            let (projection, position, event_id, event_type, error, at, status) =
+            let (projection, position, event_id, event_type, error, at, status, generation) =
                 row.map_err(corrupt)?;
             let status = match status.as_deref() {
                 None => LetterStatus::Open,
@@ -261,6 +292,7 @@ fn kept_letters(
                     event_id,
                     event_type,
                     error: error.unwrap_or_default(),
+                    generation: generation.unwrap_or(0).max(0) as u32,
                 },
                 status,
                 at,

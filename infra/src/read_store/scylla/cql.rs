@@ -210,6 +210,7 @@ pub fn create_shared_tables(ks: &Keyspace) -> Vec<String> {
                 error text,
                 at timestamp,
                 status text,
+                generation int,
                 PRIMARY KEY ((projection), event_id)
             )"
         ),

@@ -10,7 +10,7 @@ use super::{SqliteReadStore, sql_err};
 use crate::read_store::{Coordination, DeadLetter, KeptLetter, LetterStatus, ReadStoreError};
 
 /// A letter's columns, in the order [`kept_letter`] reads them.
-const LETTER: &str = "projection, position, event_id, event_type, error, at, status";
+const LETTER: &str = "projection, position, event_id, event_type, error, at, status, generation";
 
 fn unreadable(why: String) -> ReadStoreError {
     ReadStoreError::Corrupt(crate::error::cause(why))
@@ -25,6 +25,7 @@ fn kept_letter(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<KeptLetter, Rea
         event_id: r.get(2)?,
         event_type: r.get(3)?,
         error: r.get(4)?,
+        generation: r.get(7)?,
     };
     let (at, status): (String, String) = (r.get(5)?, r.get(6)?);
     Ok((|| {
@@ -120,17 +121,19 @@ impl Coordination for SqliteReadStore {
     async fn dead_letter(&self, letter: DeadLetter) -> Result<(), ReadStoreError> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO dead_letters (projection, position, event_id, event_type, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                "INSERT INTO dead_letters \
+                   (projection, position, event_id, event_type, error, generation) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (projection, event_id) DO UPDATE SET error = excluded.error, \
-                   at = excluded.at, \
+                   at = excluded.at, generation = excluded.generation, \
                    status = CASE status WHEN 'skipped' THEN 'skipped' ELSE 'open' END",
                 params![
                     letter.projection,
                     letter.position.min(i64::MAX as u64) as i64,
                     letter.event_id,
                     letter.event_type,
-                    letter.error
+                    letter.error,
+                    letter.generation
                 ],
             )
             .map_err(sql_err)?;
@@ -187,6 +190,26 @@ impl Coordination for SqliteReadStore {
             .optional()
             .map_err(sql_err)?
             .transpose()
+        })
+        .await
+    }
+
+    async fn resolve_letters_before(
+        &self,
+        projection: &str,
+        generation: u32,
+    ) -> Result<u64, ReadStoreError> {
+        let projection = projection.to_string();
+        self.write(move |conn| {
+            let resolved = conn
+                .execute(
+                    "UPDATE dead_letters SET status = 'retried' \
+                     WHERE projection = ?1 AND generation < ?2 \
+                       AND status IN ('open', 'retrying')",
+                    params![projection, generation],
+                )
+                .map_err(sql_err)?;
+            Ok(resolved as u64)
         })
         .await
     }

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error      TEXT    NOT NULL,
     at         TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     status     TEXT    NOT NULL DEFAULT 'open',
+    generation INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (projection, event_id)
 );
 CREATE TABLE IF NOT EXISTS leases (
@@ -127,14 +128,20 @@ impl SqliteReadStore {
                     "ALTER TABLE projections ADD COLUMN high INTEGER NOT NULL DEFAULT 0",
                 )?;
             }
-            // Files made before dead letters could be retried or skipped.
-            let has_status = conn
-                .prepare("SELECT 1 FROM pragma_table_info('dead_letters') WHERE name = 'status'")
-                .and_then(|mut q| q.exists([]))?;
-            if !has_status {
-                conn.execute_batch(
-                    "ALTER TABLE dead_letters ADD COLUMN status TEXT NOT NULL DEFAULT 'open'",
-                )?;
+            // Files made before dead letters could be retried or skipped,
+            // or resolved by a rebuild.
+            for (column, definition) in [
+                ("status", "TEXT NOT NULL DEFAULT 'open'"),
+                ("generation", "INTEGER NOT NULL DEFAULT 0"),
+            ] {
+                let has = conn
+                    .prepare("SELECT 1 FROM pragma_table_info('dead_letters') WHERE name = ?1")
+                    .and_then(|mut q| q.exists([column]))?;
+                if !has {
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE dead_letters ADD COLUMN {column} {definition}"
+                    ))?;
+                }
             }
             Ok(())
         })

@@ -196,7 +196,19 @@ async fn separate_processes_over_kafka_lose_nothing_through_kills_restarts_and_a
         SqliteReadStore::open(topology.dir.path().join("read.sqlite")).expect("read store"),
     );
     let history = reference::history(&events).await;
-    reference::assert_matches(&read, &reference::fold(&history)).await;
+    let differences = reference::differences(&read, &reference::fold(&history)).await;
+    let registry = read
+        .registry
+        .projections()
+        .await
+        .expect("registry readable");
+    assert!(
+        differences.is_empty(),
+        "{} differences from the reference; the first: {:#?}\nregistry: {registry:#?}\n{}",
+        differences.len(),
+        &differences[..differences.len().min(5)],
+        topology.logs()
+    );
 
     // /metrics says where the relay stands: at the head, nothing behind.
     relay_reported_at(&a, head(&a).await).await;

@@ -320,18 +320,25 @@ async fn dead_letters(command: LettersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rebuilds projections side by side with a progress bar showing
-/// positions read, rate and ETA.
-async fn rebuild(ops: &Operations, names: &[String]) -> anyhow::Result<()> {
-    let bar = ProgressBar::new(ops.head_position().await?);
+/// A progress bar on stderr (hidden when it is not a terminal): what is
+/// done, of how many `unit`s, the rate and the time left.
+fn progress_bar(doing: &'static str, unit: &str, len: u64) -> anyhow::Result<ProgressBar> {
+    let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>10} [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
-        )
+        ProgressStyle::with_template(&format!(
+            "{{prefix}} [{{bar:40}}] {{pos}}/{{len}} {unit}, {{per_sec}}, eta {{eta}}"
+        ))
         .context("progress bar template")?
         .progress_chars("=> "),
     );
-    bar.set_prefix("rebuilding");
+    bar.set_prefix(doing);
+    Ok(bar)
+}
+
+/// Rebuilds projections side by side with a progress bar showing
+/// positions read, rate and ETA.
+async fn rebuild(ops: &Operations, names: &[String]) -> anyhow::Result<()> {
+    let bar = progress_bar("rebuilding", "positions", ops.head_position().await?)?;
     let started = std::time::Instant::now();
     let mut events = 0;
     let generations = ops
@@ -379,15 +386,7 @@ async fn copy_events(to: &str, namespace: &str) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     let source = open_stores(&settings).await?.events;
     let target = target_store(to, namespace)?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>8} [{bar:40}] {pos}/{len} events, {per_sec}, eta {eta}",
-        )
-        .context("progress bar template")?
-        .progress_chars("=> "),
-    );
-    bar.set_prefix("copying");
+    let bar = progress_bar("copying", "events", 0)?;
     let started = std::time::Instant::now();
     let copied = copy::copy_events(source.as_ref(), target.as_ref(), &mut |c: copy::Copied| {
         bar.set_length(c.total);
@@ -507,15 +506,11 @@ async fn export_events(args: ExportArgs) -> anyhow::Result<()> {
         .or_else(|| Format::of_file(&args.output))
         .unwrap_or(Format::Ndjson);
     let head = app.history.head_position().await?;
-    let bar = ProgressBar::new(args.to_position.map_or(head, |to| to.min(head)));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>9} [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
-        )
-        .context("progress bar template")?
-        .progress_chars("=> "),
-    );
-    bar.set_prefix("exporting");
+    let bar = progress_bar(
+        "exporting",
+        "positions",
+        args.to_position.map_or(head, |to| to.min(head)),
+    )?;
     let range = Range {
         from_position: args.from_position,
         to_position: args.to_position,

@@ -153,6 +153,11 @@ impl GroupCommits for GroupCommitMetrics {
     }
 }
 
+/// A count as an integer gauge's value (saturating).
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// What the projection gauges say of one projection.
 pub struct ProjectionFigures<'a> {
     pub name: &'a str,
@@ -291,7 +296,6 @@ impl Metrics {
     /// Sets the projection gauges from the registry's figures.
     pub fn set_projections<'a>(&self, figures: impl IntoIterator<Item = ProjectionFigures<'a>>) {
         let g = &self.projections;
-        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         // A status left behind must not stay at 1.
         g.status.reset();
         for f in figures {
@@ -318,7 +322,6 @@ impl Metrics {
 
     /// Where the relay stands (a node fed through Kafka reports it).
     pub fn set_relay(&self, position: u64, behind: u64) {
-        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.projections.relay_position.set(gauge(position));
         self.projections.relay_behind_events.set(gauge(behind));
     }

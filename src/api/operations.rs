@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
 use shopstream_domain::values::Role;
-use shopstream_infra::event_store::{EventFilter, RecordedEvent};
+use shopstream_infra::event_store::EventFilter;
 
 use super::extract::Caller;
 use super::problem::ApiError;
@@ -105,13 +105,6 @@ fn filter_of(types: &Option<String>, stream_prefix: &Option<String>) -> EventFil
     }
 }
 
-/// One recorded event (already redacted) as an NDJSON line.
-fn ndjson_line(out: &mut Vec<u8>, event: &RecordedEvent) -> Result<(), ApiError> {
-    serde_json::to_writer(&mut *out, event).map_err(ApiError::internal)?;
-    out.push(b'\n');
-    Ok(())
-}
-
 /// `GET /v1/events`: recorded events as NDJSON (or `format=csv`,
 /// `format=parquet`), streamed page by page in position order, for
 /// analysts replaying or exporting history.
@@ -198,8 +191,8 @@ async fn live_events(
                         )
                         .as_bytes(),
                     );
-                    if let Err(e) = ndjson_line(&mut out, event) {
-                        return Some((Err(e), tail));
+                    if let Err(e) = export::ndjson_line(&mut out, event) {
+                        return Some((Err(ApiError::internal(e)), tail));
                     }
                     out.push(b'\n');
                 }

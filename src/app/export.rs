@@ -167,8 +167,7 @@ impl Encoder {
             Inner::Ndjson => {
                 let mut out = Vec::with_capacity(events.len() * 320);
                 for event in events {
-                    serde_json::to_writer(&mut out, event).map_err(encoding)?;
-                    out.push(b'\n');
+                    ndjson_line(&mut out, event).map_err(encoding)?;
                 }
                 Ok(out)
             }
@@ -225,6 +224,14 @@ impl Encoder {
             Inner::Parquet { writer, .. } => writer.into_inner().map_err(encoding),
         }
     }
+}
+
+/// One recorded event (already redacted) as an NDJSON line: its JSON
+/// (API.md's recorded event) and a newline.
+pub fn ndjson_line(out: &mut Vec<u8>, event: &RecordedEvent) -> Result<(), serde_json::Error> {
+    serde_json::to_writer(&mut *out, event)?;
+    out.push(b'\n');
+    Ok(())
 }
 
 fn recorded_at(event: &RecordedEvent) -> String {

@@ -233,6 +233,8 @@ impl Operations {
         known: impl Fn(&str) -> u64,
     ) -> Result<Vec<ProjectionView>, OperationError> {
         let dead_letters = self.read.coordination.dead_letters().await?;
+        // Events `$all` holds, counted once for all the rebuilds listed.
+        let mut all_events = None;
         let mut views = Vec::new();
         for r in self.read.registry.projections().await? {
             let status = if r.failure.is_some() {
@@ -257,7 +259,15 @@ impl Operations {
             }
             let (lag_events, lag_ms) = self.lag(checkpoint).await?;
             let rebuild = match r.build {
-                Some(b) => Some(self.rebuild_view(&r.name, b).await?),
+                Some(b) => {
+                    let total = match all_events {
+                        Some(n) => n,
+                        None => {
+                            *all_events.insert(self.events.count_after(0, LAG_COUNT_CAP).await?)
+                        }
+                    };
+                    Some(self.rebuild_view(&r.name, b, total).await?)
+                }
                 None => None,
             };
             views.push(ProjectionView {
@@ -280,18 +290,18 @@ impl Operations {
         Ok(views)
     }
 
-    /// Where a rebuild stands: events done of the total, and (from what
-    /// this process saw before) its rate and the time left.
+    /// Where a rebuild stands: events done of the `total` `$all` holds,
+    /// and (from what this process saw before) its rate and the time left.
     async fn rebuild_view(
         &self,
         name: &str,
         build: BuildRecord,
+        total: u64,
     ) -> Result<RebuildView, OperationError> {
         let left = self
             .events
             .count_after(build.checkpoint, LAG_COUNT_CAP)
             .await?;
-        let total = self.events.count_after(0, LAG_COUNT_CAP).await?;
         let now = std::time::Instant::now();
         let first = {
             let mut seen = self.rebuilds_seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -394,14 +404,11 @@ impl Operations {
         event_id: &str,
     ) -> Result<LetterView, OperationError> {
         let mut view = LetterView::from(self.kept_letter(projection, event_id).await?);
-        let after = self.events.preceding(view.position).await?;
         view.event = self
             .events
-            .read_all(after, &EventFilter::default(), 1)
+            .event_at(view.position)
             .await?
-            .events
-            .into_iter()
-            .find(|e| e.event_id.to_string() == view.event_id)
+            .filter(|e| e.event_id.to_string() == view.event_id)
             .map(redact)
             .transpose()
             .map_err(OperationError::Redaction)?;
@@ -457,22 +464,24 @@ impl Operations {
         from: &[LetterStatus],
         to: LetterStatus,
     ) -> Result<LetterView, OperationError> {
-        let coordination = &self.read.coordination;
-        let kept = self.kept_letter(projection, event_id).await?;
-        if kept.status != to
-            && !coordination
+        let mut kept = self.kept_letter(projection, event_id).await?;
+        if kept.status != to {
+            let moved = self
+                .read
+                .coordination
                 .set_letter_status(projection, event_id, from, to)
-                .await?
-        {
-            // It moved meanwhile (or was applied): say where it is now.
-            let now = self.kept_letter(projection, event_id).await?;
-            if now.status != to {
-                return Err(OperationError::LetterApplied);
+                .await?;
+            if moved {
+                kept.status = to;
+            } else {
+                // It moved meanwhile (or was applied): say where it is now.
+                kept = self.kept_letter(projection, event_id).await?;
+                if kept.status != to {
+                    return Err(OperationError::LetterApplied);
+                }
             }
         }
-        Ok(LetterView::from(
-            self.kept_letter(projection, event_id).await?,
-        ))
+        Ok(LetterView::from(kept))
     }
 
     /// Stops applying events to a projection (reads keep being served).

@@ -329,6 +329,14 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(position.saturating_sub(1))
     }
 
+    /// The event at `position` (an event's position, as this store gave
+    /// it), if one is there.
+    async fn event_at(&self, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        let after = self.preceding(position).await?;
+        let slice = self.read_all(after, &EventFilter::default(), 1).await?;
+        Ok(slice.events.into_iter().find(|e| e.position == position))
+    }
+
     /// How many events `$all` holds after position `after`, counting at
     /// most `cap` of them (a networked store counts by reading): how far a
     /// reader at `after` is behind, in events.

@@ -437,14 +437,10 @@ impl ProjectionRunner {
             .filter(|k| k.status == LetterStatus::Retrying)
         {
             let letter = kept.letter;
-            let after = self.events.preceding(letter.position).await?;
             let found = self
                 .events
-                .read_all(after, &EventFilter::default(), 1)
+                .event_at(letter.position)
                 .await?
-                .events
-                .into_iter()
-                .next()
                 .filter(|e| e.event_id.to_string() == letter.event_id);
             let Some(event) = found else {
                 coordination

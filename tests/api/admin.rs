@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shopstream_infra::read_store::{LetterStatus, Progress, ReadSide, SqliteReadStore, Target};
+use shopstream_infra::read_store::{LetterStatus, Progress, Target};
 
 use crate::helpers::{Read, Reply, TestApp, spawn_app, spawn_app_with};
 
@@ -329,9 +329,7 @@ async fn a_rebuild_in_progress_says_how_far_it_is_and_how_long_it_will_take() {
     let total = positions.len() as u64;
     // A rebuild of the catalogue, as another process (the CLI) would have
     // started it, a third of the way through the history.
-    let read = ReadSide::of(
-        SqliteReadStore::open(app.dir.path().join("read.sqlite")).expect("the read store opens"),
-    );
+    let read = app.read_side();
     let catalogue = shopstream_projections::all()
         .into_iter()
         .find(|p| p.name() == "catalogue")
@@ -429,9 +427,7 @@ async fn a_set_aside_event_is_listed_inspected_retried_or_skipped() {
     // Applied (as a runner records it once a retry succeeds: the runner
     // tests show that with a bug fixed) is final: neither retried nor
     // skipped again, and no longer counted.
-    let read = ReadSide::of(
-        SqliteReadStore::open(app.dir.path().join("read.sqlite")).expect("the read store opens"),
-    );
+    let read = app.read_side();
     assert!(
         read.coordination
             .set_letter_status("carts", &id, &[LetterStatus::Open], LetterStatus::Retried)

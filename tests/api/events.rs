@@ -12,9 +12,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use shopstream_infra::event_store::{
-    EventFilter, EventStore, RecordedEvent, SqliteEventStore, SqliteEventStoreOptions,
-};
+use shopstream_infra::event_store::RecordedEvent;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::ChildStdout;
 
@@ -390,23 +388,8 @@ impl Opened {
 /// The events the store itself holds that `keep` accepts, read straight
 /// from its file (not through the code that exports).
 async fn in_store(app: &TestApp, keep: impl Fn(&RecordedEvent) -> bool) -> Expected {
-    let store = SqliteEventStore::open(
-        app.dir.path().join("events.sqlite"),
-        SqliteEventStoreOptions::default(),
-    )
-    .expect("the event store opens");
-    let (mut after, mut kept) = (0, Vec::new());
-    loop {
-        let slice = store
-            .read_all(after, &EventFilter::default(), 1000)
-            .await
-            .expect("the store reads");
-        if slice.events.is_empty() {
-            break;
-        }
-        after = slice.scanned_to;
-        kept.extend(slice.events.into_iter().filter(|e| keep(e)));
-    }
+    let history = shopstream_testkit::reference::history(&app.event_store()).await;
+    let kept: Vec<&RecordedEvent> = history.iter().filter(|e| keep(e)).collect();
     let mut types = BTreeMap::new();
     for e in &kept {
         *types.entry(e.event_type.clone()).or_default() += 1;

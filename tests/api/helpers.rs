@@ -845,12 +845,23 @@ pub struct MisfiledCart {
 }
 
 impl TestApp {
-    fn event_store(&self) -> shopstream_infra::event_store::SqliteEventStore {
+    /// The app's event store, opened beside it (as another process would).
+    pub fn event_store(&self) -> shopstream_infra::event_store::SqliteEventStore {
         shopstream_infra::event_store::SqliteEventStore::open(
             self.dir.path().join("events.sqlite"),
             Default::default(),
         )
         .expect("the event store opens")
+    }
+
+    /// The app's read store, opened beside it (as another process would).
+    pub fn read_side(&self) -> shopstream_infra::read_store::ReadSide {
+        shopstream_infra::read_store::ReadSide::of(
+            shopstream_infra::read_store::SqliteReadStore::open(
+                self.dir.path().join("read.sqlite"),
+            )
+            .expect("the read store opens"),
+        )
     }
 
     /// Appends an item event (a copy of a real cart's) for a cart with no

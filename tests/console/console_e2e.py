@@ -14,7 +14,6 @@ Needs Debian's `chromium` and `chromium-driver` and PyPI's `selenium`
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from serving import call, free_port, until  # noqa: E402
+from serving import call, free_port, serve, until  # noqa: E402
 
 ADMIN = {"email": "admin@example.com", "password": "console-admin-1"}
 PROJECTIONS = ["carts", "catalogue", "customers", "orders", "sales", "timeline"]
@@ -71,18 +70,8 @@ def main(binary, screenshot=None):
     data_dir = os.path.join(work, "data")
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    env = dict(
-        os.environ,
-        SHOPSTREAM_DATA_DIR=data_dir,
-        SHOPSTREAM_HTTP_ADDR=f"127.0.0.1:{port}",
-        SHOPSTREAM_ADMIN_EMAIL=ADMIN["email"],
-        SHOPSTREAM_ADMIN_PASSWORD=ADMIN["password"],
-        SHOPSTREAM_RATE_LIMITS="off",
-        SHOPSTREAM_LOG__FILTER="warn",
-    )
-    env.pop("RUST_LOG", None)
     log = open(os.path.join(work, "serve.log"), "w")
-    server = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log)
+    server = serve(binary, port, data_dir, ADMIN, log)
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                  "--disable-gpu", "--window-size=1500,760"):

@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from serving import call, free_port, until  # noqa: E402
+from serving import call, free_port, serve, until  # noqa: E402
 
 MONITORING = os.path.join(os.path.dirname(__file__), "..", "..", "infra", "monitoring")
 RULES = os.path.join(MONITORING, "alerts.yml")
@@ -39,16 +39,6 @@ def main(binary):
     api_port, prom_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     prom = f"http://127.0.0.1:{prom_port}"
-    env = dict(
-        os.environ,
-        SHOPSTREAM_DATA_DIR=os.path.join(work, "data"),
-        SHOPSTREAM_HTTP_ADDR=f"127.0.0.1:{api_port}",
-        SHOPSTREAM_ADMIN_EMAIL=ADMIN["email"],
-        SHOPSTREAM_ADMIN_PASSWORD=ADMIN["password"],
-        SHOPSTREAM_RATE_LIMITS="off",
-        SHOPSTREAM_LOG__FILTER="warn",
-    )
-    env.pop("RUST_LOG", None)
     config = os.path.join(work, "prometheus.yml")
     with open(config, "w") as f:
         f.write(
@@ -59,7 +49,7 @@ def main(binary):
         )
     log = open(os.path.join(work, "processes.log"), "w")
     processes = [
-        subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log),
+        serve(binary, api_port, os.path.join(work, "data"), ADMIN, log),
         subprocess.Popen(
             ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work}/tsdb",
              f"--web.listen-address=127.0.0.1:{prom_port}"],

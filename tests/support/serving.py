@@ -2,7 +2,9 @@
 service, and polling with a deadline for what happens in its own time."""
 
 import json
+import os
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -39,3 +41,20 @@ def until(what, check, deadline, every=0.5):
             return found
         time.sleep(every)
     sys.exit(f"FAILED: {what} within {deadline} s")
+
+
+def serve(binary, port, data_dir, admin, log):
+    """`shopstream serve` on `port` with its data in `data_dir`, the first
+    admin `admin` ({"email", "password"}), rate limits off, its output to
+    `log` (an open file)."""
+    env = dict(
+        os.environ,
+        SHOPSTREAM_DATA_DIR=data_dir,
+        SHOPSTREAM_HTTP_ADDR=f"127.0.0.1:{port}",
+        SHOPSTREAM_ADMIN_EMAIL=admin["email"],
+        SHOPSTREAM_ADMIN_PASSWORD=admin["password"],
+        SHOPSTREAM_RATE_LIMITS="off",
+        SHOPSTREAM_LOG__FILTER="warn",
+    )
+    env.pop("RUST_LOG", None)
+    return subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log)

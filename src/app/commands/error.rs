@@ -79,7 +79,9 @@ impl Conflict {
     /// Fills in what happened from the stream's latest event and the
     /// events after the expected revision.
     pub fn explain(&mut self, latest: Option<&RecordedEvent>, since: &[RecordedEvent]) {
-        self.current_revision = latest.map(|e| e.revision);
+        // Never older than an event listed, whichever was read first.
+        let last_listed = since.last().map(|e| e.revision);
+        self.current_revision = latest.map(|e| e.revision).max(last_listed);
         self.conflicting_events = since
             .iter()
             .filter(|e| self.expected_revision.is_none_or(|r| e.revision > r))
@@ -133,6 +135,15 @@ mod tests {
             .map(|e| (e.revision, e.actor.as_deref()))
             .collect();
         assert_eq!(listed, [(2, Some("customer:a")), (3, Some("customer:b"))]);
+    }
+
+    #[test]
+    fn the_current_revision_is_never_older_than_an_event_listed() {
+        // The latest event was read before another writer appended more.
+        let mut conflict = *Conflict::on("product-1", Some(1));
+        let since = [at(2, "customer:a"), at(3, "customer:b")];
+        conflict.explain(Some(&at(2, "customer:a")), &since);
+        assert_eq!(conflict.current_revision, Some(3));
     }
 
     #[test]

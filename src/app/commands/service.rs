@@ -261,10 +261,10 @@ impl CommandService {
     async fn explain(&self, conflict: &mut Conflict) {
         let store = self.aggregates.store();
         let from = conflict.expected_revision.map_or(0, |r| r + 1);
+        // The events first, the latest revision after them: other writers
+        // may append between the two reads, and read in this order the
+        // latest is never older than an event listed.
         let read = async {
-            let latest = store
-                .read_stream(&conflict.stream, None, Direction::Backward, 1)
-                .await?;
             let since = store
                 .read_stream(
                     &conflict.stream,
@@ -272,6 +272,9 @@ impl CommandService {
                     Direction::Forward,
                     Conflict::MAX_EVENTS,
                 )
+                .await?;
+            let latest = store
+                .read_stream(&conflict.stream, None, Direction::Backward, 1)
                 .await?;
             Ok::<_, shopstream_infra::event_store::StoreError>((latest, since))
         };

@@ -90,3 +90,42 @@ async fn every_event_reaches_every_projection_through_kafka() {
             .expect("a worker stops without panicking");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_given_partitions_back_reads_what_another_wrote_meanwhile() {
+    let broker = Broker::start();
+    let side = Stores::new();
+    let mut shop = Shop::new(side.events.clone(), 23);
+    shop.open().await;
+    let _relay = spawn_relay(&side, &broker, "relay-a");
+
+    // Worker A alone applies every event, and remembers the rows it wrote.
+    let (a_progress, a_stop) = (Progress::new(), CancellationToken::new());
+    let _a = spawn_workers(&side, &broker, &a_progress, &a_stop).await;
+    shop.rounds(10).await;
+    a_progress.caught_up(side.head().await).await;
+
+    // Worker B joins and takes some partitions: the rows of their streams
+    // change in B's hands while the shop trades.
+    let trading = shop.trade();
+    let (b_progress, b_stop) = (Progress::new(), CancellationToken::new());
+    let b = spawn_workers(&side, &broker, &b_progress, &b_stop).await;
+    b_progress
+        .wait_until("worker B applying events of every projection", |s| {
+            shopstream_projections::all()
+                .iter()
+                .all(|p| s.batches_of.get(p.name()).is_some_and(|n| *n >= 10))
+        })
+        .await;
+    let mut shop = trading.stop().await;
+
+    // B leaves; A gets its partitions back and applies more to those rows.
+    b_stop.cancel();
+    for worker in b {
+        worker.await.expect("worker B stops without panicking");
+    }
+    shop.rounds(20).await;
+    a_progress.caught_up(side.head().await).await;
+    side.assert_matches_reference().await;
+    assert_stock_matches_domain(&side.read, &shop).await;
+}

@@ -35,25 +35,6 @@ async fn assert_read_model_is_right(side: &Stores, shop: &Shop) {
     assert_stock_matches_domain(&side.read, shop).await;
 }
 
-/// More rounds than any test trades for; a bound in case a test fails
-/// before it stops the shop.
-const MAX_ROUNDS: usize = 2_000;
-
-/// A shop trading in the background until stopped.
-fn trade(mut shop: Shop) -> UntilStopped<Shop> {
-    UntilStopped::spawn(|stop| async move {
-        for _ in 0..MAX_ROUNDS {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            shop.round().await;
-            // A busy shop: prices move all the time.
-            shop.reprice_a_product().await;
-        }
-        shop
-    })
-}
-
 /// A shop with some history, and live runners that have applied all of it.
 async fn running_shop(seed: u64, rounds: usize) -> (Stores, Shop, LiveRunners) {
     let side = Stores::new();
@@ -87,7 +68,7 @@ async fn runners_killed_at_random_points_skip_and_repeat_nothing() {
     eprintln!("kill points and shop drawn from seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let side = Stores::new();
-    let trading = trade(shop_with_history(&side, seed, 5).await);
+    let trading = shop_with_history(&side, seed, 5).await.trade();
     for _ in 0..10 {
         let live = side.spawn_live();
         let batches = rng.random_range(1..=6);
@@ -270,7 +251,7 @@ async fn a_rebuild_under_load_switches_generations_without_readers_noticing() {
 
     let mut reader = ProductListReader::start(side.read.clone());
     reader.has_read(1).await;
-    let trading = trade(shop);
+    let trading = shop.trade();
     // The rebuild is held after its first page until the live runner has
     // applied a few rounds of trading past it, so it has to catch up with
     // a moving target.
@@ -410,7 +391,7 @@ async fn a_rebuild_with_nothing_to_apply_finishes_after_the_live_runner_checkpoi
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebuilding_every_projection_from_one_read_matches_the_reference_under_load() {
     let (side, shop, live) = running_shop(8, 20).await;
-    let trading = trade(shop);
+    let trading = shop.trade();
     let runners = shopstream_projections::all()
         .into_iter()
         .map(|p| Arc::new(side.runner(p, live.progress.clone()).with_build_page(50)))

@@ -41,6 +41,10 @@ pub trait Outbound: Send + Sync + 'static {
 pub struct FeedBatch {
     pub events: Vec<RecordedEvent>,
     pub checkpoint: Checkpoint,
+    /// The partitions this subscriber reads changed since its last batch
+    /// (a Kafka rebalance): rows it remembers of a stream another consumer
+    /// had meanwhile may have changed under it, and must be read again.
+    pub reassigned: bool,
     /// What the adapter needs to acknowledge the batch (Kafka offsets).
     pub(crate) ack: Ack,
 }
@@ -157,6 +161,8 @@ impl FeedSubscription for StoreSubscription {
         Ok(FeedBatch {
             events: slice.events,
             checkpoint: Checkpoint::Position(slice.scanned_to),
+            // Every subscriber reads all of `$all`.
+            reassigned: false,
             ack: Ack::None,
         })
     }

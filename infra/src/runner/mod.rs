@@ -396,6 +396,11 @@ impl ProjectionRunner {
                 continue;
             };
             let batch = next?;
+            if batch.reassigned {
+                // Another consumer may have written rows of the partitions
+                // this one now reads: forget what was remembered of them.
+                known = Known::live(p.reads());
+            }
             if let (true, Checkpoint::Position(at)) = (batch.events.is_empty(), &batch.checkpoint) {
                 // Nothing for this projection: it is still up to date to
                 // here, which read-your-writes waits need to hear now. The

@@ -30,6 +30,8 @@ pub struct Seen {
     pub at: BTreeMap<String, (u32, u64)>,
     /// Batches of events applied to a live generation.
     pub batches: u64,
+    /// Those batches, per projection.
+    pub batches_of: BTreeMap<String, u64>,
     /// Generations that became live through a rebuild.
     pub switches: Vec<(String, u32)>,
     pub failures: Vec<String>,
@@ -111,6 +113,7 @@ impl RunnerObserver for Progress {
             s.report(projection, generation, checkpoint);
             if !lags.is_empty() {
                 s.batches += 1;
+                *s.batches_of.entry(projection.to_string()).or_default() += 1;
             }
         });
     }

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use crate::harness::UntilStopped;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -107,6 +109,9 @@ pub struct Shop {
     orders: BTreeMap<OrderId, Order>,
 }
 
+/// More rounds than any test trades for.
+const MAX_ROUNDS: usize = 2_000;
+
 fn valid<T, E: std::fmt::Debug>(value: Result<T, E>) -> T {
     value.expect("the test builds valid values")
 }
@@ -204,6 +209,22 @@ impl Shop {
         for _ in 0..n {
             self.round().await;
         }
+    }
+
+    /// Trades in the background until stopped: rounds, and a price moved
+    /// in each (a busy shop), at most [`MAX_ROUNDS`] in case a test fails
+    /// before it stops the shop.
+    pub fn trade(mut self) -> UntilStopped<Shop> {
+        UntilStopped::spawn(|stop| async move {
+            for _ in 0..MAX_ROUNDS {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                self.round().await;
+                self.reprice_a_product().await;
+            }
+            self
+        })
     }
 
     /// Stages a registration and its email claim, for the next append.

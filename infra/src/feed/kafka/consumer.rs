@@ -5,12 +5,16 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
+use rdkafka::ClientContext;
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::topics::{ensure_topics, partitions_of_all};
@@ -51,11 +55,26 @@ impl KafkaFeed {
 }
 
 struct KafkaSubscription {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Rebalances>,
     topic: String,
     /// The event types wanted (empty: every type).
     types: HashSet<String>,
     partitions: u32,
+    /// The consumer's rebalance count when the last batch was taken.
+    rebalances: u64,
+}
+
+/// Counts a consumer's rebalances (partitions assigned or revoked), so a
+/// batch can tell its runner that the partitions it reads have changed.
+#[derive(Default)]
+struct Rebalances(AtomicU64);
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// The most messages one batch takes, and how long it waits for more after
@@ -72,7 +91,9 @@ impl EventFeed for KafkaFeed {
         _from: u64,
     ) -> Result<Box<dyn FeedSubscription>, FeedError> {
         let group = format!("{}.projection.{subscriber}", self.settings.topic_prefix);
-        let consumer = self.settings.consumer(&group, true)?;
+        let consumer = self
+            .settings
+            .consumer_with(&group, true, Rebalances::default())?;
         let topic = self.settings.events_topic();
         consumer.subscribe(&[&topic]).map_err(kafka)?;
         Ok(Box::new(KafkaSubscription {
@@ -80,6 +101,7 @@ impl EventFeed for KafkaFeed {
             topic,
             types: types.iter().map(|t| t.to_string()).collect(),
             partitions: self.partitions,
+            rebalances: 0,
         }))
     }
 
@@ -126,12 +148,17 @@ impl FeedSubscription for KafkaSubscription {
             self.take(&message, &mut events, &mut positions, &mut offsets)?;
             taken += 1;
         }
+        // Read after the last message: a rebalance that handed over any
+        // partition of this batch is counted by now.
+        let rebalances = self.consumer.context().0.load(Ordering::SeqCst);
+        let reassigned = std::mem::replace(&mut self.rebalances, rebalances) != rebalances;
         Ok(FeedBatch {
             events,
             checkpoint: Checkpoint::Partitions {
                 total: self.partitions,
                 positions: positions.into_iter().collect(),
             },
+            reassigned,
             ack: Ack::Offsets(offsets.into_iter().collect()),
         })
     }

@@ -16,7 +16,10 @@
 //! - **[`KafkaFeed`]**: one consumer group per projection version; a batch
 //!   is acknowledged (offsets committed) only after the read store holds it,
 //!   so a worker killed at any point re-reads what it had not made durable;
-//!   duplicates are harmless because rows ignore what they have seen.
+//!   duplicates are harmless because rows ignore what they have seen. A
+//!   batch says when a rebalance changed the consumer's partitions since
+//!   the last one: its runner then forgets the rows it remembered, which
+//!   another worker may have changed while it had those partitions.
 //! - **[`Invalidations`]**: workers publish what they changed, API nodes
 //!   listen and drop their cached answers.
 //!
@@ -35,7 +38,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{ConsumerContext, DefaultConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -119,6 +122,16 @@ impl KafkaSettings {
         group: &str,
         from_start: bool,
     ) -> Result<StreamConsumer, FeedError> {
+        self.consumer_with(group, from_start, DefaultConsumerContext)
+    }
+
+    /// A consumer whose `context` hears its rebalances.
+    pub(crate) fn consumer_with<C: ConsumerContext + 'static>(
+        &self,
+        group: &str,
+        from_start: bool,
+        context: C,
+    ) -> Result<StreamConsumer<C>, FeedError> {
         self.client()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
@@ -132,7 +145,7 @@ impl KafkaSettings {
                 self.session_timeout.as_millis().to_string(),
             )
             .set("fetch.wait.max.ms", "5")
-            .create()
+            .create_with_context(context)
             .map_err(kafka)
     }
 }

@@ -1,9 +1,12 @@
 //! The relay and projection workers in this process, over the mock cluster.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use shopstream::app::redaction::Redacted;
 use shopstream_infra::feed::kafka::{KafkaFeed, Relay, RelayProgress};
+use shopstream_infra::feed::{Checkpoint, EventFeed};
 use shopstream_infra::runner::ProjectionRunner;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -114,7 +117,7 @@ async fn a_worker_given_partitions_back_reads_what_another_wrote_meanwhile() {
         .wait_until("worker B applying events of every projection", |s| {
             shopstream_projections::all()
                 .iter()
-                .all(|p| s.batches_of.get(p.name()).is_some_and(|n| *n >= 10))
+                .all(|p| s.batches_of.get(p.name()).is_some_and(|n| *n >= 3))
         })
         .await;
     let mut shop = trading.stop().await;
@@ -128,4 +131,56 @@ async fn a_worker_given_partitions_back_reads_what_another_wrote_meanwhile() {
     a_progress.caught_up(side.head().await).await;
     side.assert_matches_reference().await;
     assert_stock_matches_domain(&side.read, &shop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_that_stops_waiting_for_a_batch_loses_no_message() {
+    let broker = Broker::start();
+    let side = Stores::new();
+    let mut shop = Shop::new(side.events.clone(), 29);
+    shop.open().await;
+    shop.rounds(60).await;
+    let head = side.head().await;
+    let _relay = spawn_relay(&side, &broker, "relay-a");
+    let feed = KafkaFeed::connect(broker.settings.clone(), Arc::new(Redacted))
+        .await
+        .expect("the feed connects");
+    let mut subscription = feed
+        .subscribe("impatient", &[], 0)
+        .await
+        .expect("subscribed");
+
+    // Every wait is cut short after 0 to 3 ms, often while a batch is
+    // being gathered (for up to 2 ms after its first message), until the
+    // watermarks say every partition has been read to the head.
+    let mut delivered = BTreeSet::new();
+    let mut reached: BTreeMap<i32, u64> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + crate::harness::PATIENCE;
+    let mut wait = 0u64;
+    while reached.len() < crate::broker::PARTITIONS as usize || reached.values().any(|p| *p < head)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the feed stopped short of {head}: {reached:?}"
+        );
+        wait = (wait + 137) % 3000;
+        let next = subscription.next();
+        let Ok(batch) = tokio::time::timeout(Duration::from_micros(wait), next).await else {
+            continue;
+        };
+        let batch = batch.expect("a batch");
+        delivered.extend(batch.events.iter().map(|e| e.position));
+        if let Checkpoint::Partitions { positions, .. } = &batch.checkpoint {
+            for (partition, position) in positions {
+                let at = reached.entry(*partition).or_default();
+                *at = (*at).max(*position);
+            }
+        }
+        subscription
+            .acknowledge(&batch)
+            .await
+            .expect("acknowledged");
+    }
+    let missing: Vec<u64> = (1..=head).filter(|p| !delivered.contains(p)).collect();
+    assert!(missing.is_empty(), "never delivered: {missing:?}");
 }

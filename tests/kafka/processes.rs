@@ -50,7 +50,8 @@ pub const ADMIN: (&str, &str) = ("admin@example.com", "admin-password-1");
 impl Topology {
     pub fn new(kafka: &KafkaSettings) -> Topology {
         let mut dir = tempfile::tempdir().expect("temp dir");
-        // Keep logs and stores of a run for a look afterwards.
+        // Keep logs and stores of a run for a look afterwards
+        // (SHOPSTREAM_TEST_KEEP=1).
         if std::env::var_os("SHOPSTREAM_TEST_KEEP").is_some() {
             dir.disable_cleanup(true);
             eprintln!("keeping {}", dir.path().display());
@@ -74,7 +75,13 @@ impl Topology {
             ("SHOPSTREAM_ADMIN_PASSWORD", ADMIN.1.into()),
             ("SHOPSTREAM_PASSWORDS__MEMORY_KIB", "1024".into()),
             ("SHOPSTREAM_PASSWORDS__ITERATIONS", "1".into()),
-            ("SHOPSTREAM_LOG__FILTER", "info".into()),
+            // SHOPSTREAM_TEST_LOG sets the processes' log filter (e.g.
+            // `info,shopstream_infra::feed::kafka=trace`: every batch and
+            // message a worker takes).
+            (
+                "SHOPSTREAM_LOG__FILTER",
+                std::env::var("SHOPSTREAM_TEST_LOG").unwrap_or("info".into()),
+            ),
             // A consumer group's rebalance takes most of a session timeout
             // on the mock cluster, and one happens whenever a worker comes
             // or goes: reads wait that long for their writes.

@@ -113,6 +113,8 @@ pub trait EventFeed: Send + Sync + 'static {
 #[async_trait]
 pub trait FeedSubscription: Send {
     /// The next events (waits for at least one, or for progress to report).
+    /// Cancel-safe: a caller may stop waiting (drop the future) and call
+    /// again without losing anything the feed had taken meanwhile.
     async fn next(&mut self) -> Result<FeedBatch, FeedError>;
 
     /// The batch's rows are durable: the feed may move past it.

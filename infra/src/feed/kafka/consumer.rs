@@ -62,18 +62,85 @@ struct KafkaSubscription {
     partitions: u32,
     /// The consumer's rebalance count when the last batch was taken.
     rebalances: u64,
+    /// The batch being gathered. It lives here, not in `next`'s future: a
+    /// caller that stops waiting (a timeout) drops the future, and the
+    /// messages taken from the consumer so far must not go with it, or
+    /// offsets committed later would skip them.
+    gathering: Option<Gathering>,
+}
+
+/// A batch taken so far.
+struct Gathering {
+    events: Vec<RecordedEvent>,
+    /// The furthest `$all` position seen, per partition.
+    positions: BTreeMap<i32, u64>,
+    /// The next offset to read, per partition.
+    offsets: BTreeMap<i32, i64>,
+    taken: usize,
+    /// When to stop waiting for more messages.
+    until: tokio::time::Instant,
+}
+
+impl Gathering {
+    fn new() -> Self {
+        Self {
+            events: Vec::new(),
+            positions: BTreeMap::new(),
+            offsets: BTreeMap::new(),
+            taken: 0,
+            until: tokio::time::Instant::now() + BATCH_WAIT,
+        }
+    }
+
+    /// Takes one message: an event of ours (any type when `types` is
+    /// empty), or only progress.
+    fn take(&mut self, message: &impl Message, types: &HashSet<String>) -> Result<(), FeedError> {
+        let partition = message.partition();
+        let next = self.offsets.entry(partition).or_insert(0);
+        *next = (*next).max(message.offset() + 1);
+        let payload = message.payload().unwrap_or_default();
+        let position = if header(message, "event-type") == Some(WATERMARK.as_bytes()) {
+            serde_json::from_slice::<WatermarkBody>(payload)
+                .map_err(|e| FeedError::Corrupt(cause(e)))?
+                .position
+        } else {
+            let event: RecordedEvent =
+                serde_json::from_slice(payload).map_err(|e| FeedError::Corrupt(cause(e)))?;
+            let position = event.position;
+            if types.is_empty() || types.contains(&event.event_type) {
+                self.events.push(event);
+            }
+            position
+        };
+        let seen = self.positions.entry(partition).or_insert(0);
+        *seen = (*seen).max(position);
+        self.taken += 1;
+        Ok(())
+    }
 }
 
 /// Counts a consumer's rebalances (partitions assigned or revoked), so a
 /// batch can tell its runner that the partitions it reads have changed.
-#[derive(Default)]
-struct Rebalances(AtomicU64);
+struct Rebalances {
+    count: AtomicU64,
+    group: String,
+}
 
 impl ClientContext for Rebalances {}
 
 impl ConsumerContext for Rebalances {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        let group = &self.group;
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(%group, partitions = ?partition_numbers(list), "partitions assigned")
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(%group, partitions = ?partition_numbers(list), "partitions revoked")
+            }
+            Rebalance::Error(e) => tracing::warn!(%group, error = %e, "rebalance failed"),
+        }
     }
 }
 
@@ -91,9 +158,14 @@ impl EventFeed for KafkaFeed {
         _from: u64,
     ) -> Result<Box<dyn FeedSubscription>, FeedError> {
         let group = format!("{}.projection.{subscriber}", self.settings.topic_prefix);
-        let consumer = self
-            .settings
-            .consumer_with(&group, true, Rebalances::default())?;
+        let consumer = self.settings.consumer_with(
+            &group,
+            true,
+            Rebalances {
+                count: AtomicU64::new(0),
+                group: group.clone(),
+            },
+        )?;
         let topic = self.settings.events_topic();
         consumer.subscribe(&[&topic]).map_err(kafka)?;
         Ok(Box::new(KafkaSubscription {
@@ -102,6 +174,7 @@ impl EventFeed for KafkaFeed {
             types: types.iter().map(|t| t.to_string()).collect(),
             partitions: self.partitions,
             rebalances: 0,
+            gathering: None,
         }))
     }
 
@@ -130,36 +203,53 @@ impl EventFeed for KafkaFeed {
 
 #[async_trait]
 impl FeedSubscription for KafkaSubscription {
+    /// Cancel-safe: messages taken by a dropped call are in the next
+    /// call's batch.
     async fn next(&mut self) -> Result<FeedBatch, FeedError> {
-        let mut events = Vec::new();
-        let mut positions: BTreeMap<i32, u64> = BTreeMap::new();
-        let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-        let deadline = {
-            let first = self.consumer.recv().await.map_err(kafka)?;
-            self.take(&first, &mut events, &mut positions, &mut offsets)?;
-            tokio::time::Instant::now() + BATCH_WAIT
+        let Self {
+            consumer,
+            types,
+            gathering,
+            ..
+        } = self;
+        let batch = match gathering {
+            Some(batch) => batch,
+            None => {
+                // Nothing is taken until a message is here.
+                let first = consumer.recv().await.map_err(kafka)?;
+                let mut batch = Gathering::new();
+                batch.take(&first, types)?;
+                gathering.insert(batch)
+            }
         };
-        let mut taken = 1;
-        while taken < BATCH_MESSAGES {
-            let Ok(next) = tokio::time::timeout_at(deadline, self.consumer.recv()).await else {
+        while batch.taken < BATCH_MESSAGES {
+            let Ok(next) = tokio::time::timeout_at(batch.until, consumer.recv()).await else {
                 break;
             };
-            let message = next.map_err(kafka)?;
-            self.take(&message, &mut events, &mut positions, &mut offsets)?;
-            taken += 1;
+            batch.take(&next.map_err(kafka)?, types)?;
         }
+        let batch = std::mem::replace(batch, Gathering::new());
+        *gathering = None;
         // Read after the last message: a rebalance that handed over any
         // partition of this batch is counted by now.
-        let rebalances = self.consumer.context().0.load(Ordering::SeqCst);
+        let rebalances = self.consumer.context().count.load(Ordering::SeqCst);
         let reassigned = std::mem::replace(&mut self.rebalances, rebalances) != rebalances;
+        tracing::debug!(
+            group = %self.consumer.context().group,
+            offsets = ?batch.offsets,
+            positions = ?batch.positions,
+            events = ?batch.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+            reassigned,
+            "batch taken"
+        );
         Ok(FeedBatch {
-            events,
+            events: batch.events,
             checkpoint: Checkpoint::Partitions {
                 total: self.partitions,
-                positions: positions.into_iter().collect(),
+                positions: batch.positions.into_iter().collect(),
             },
             reassigned,
-            ack: Ack::Offsets(offsets.into_iter().collect()),
+            ack: Ack::Offsets(batch.offsets.into_iter().collect()),
         })
     }
 
@@ -174,41 +264,19 @@ impl FeedSubscription for KafkaSubscription {
         }
         // A commit refused (a rebalance took the partition meanwhile) only
         // means the new owner reads the batch again: rows ignore repeats.
-        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
-            tracing::warn!(error = %e, "offsets not committed; the batch will be read again");
+        let group = &self.consumer.context().group;
+        match self.consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => tracing::debug!(%group, ?offsets, "offsets committed"),
+            Err(e) => tracing::warn!(
+                %group,
+                error = %e,
+                "offsets not committed; the batch will be read again"
+            ),
         }
         Ok(())
     }
 }
 
-impl KafkaSubscription {
-    /// Takes one message into a batch: an event of ours, or only progress.
-    fn take(
-        &self,
-        message: &impl Message,
-        events: &mut Vec<RecordedEvent>,
-        positions: &mut BTreeMap<i32, u64>,
-        offsets: &mut BTreeMap<i32, i64>,
-    ) -> Result<(), FeedError> {
-        let partition = message.partition();
-        let next = offsets.entry(partition).or_insert(0);
-        *next = (*next).max(message.offset() + 1);
-        let payload = message.payload().unwrap_or_default();
-        let position = if header(message, "event-type") == Some(WATERMARK.as_bytes()) {
-            serde_json::from_slice::<WatermarkBody>(payload)
-                .map_err(|e| FeedError::Corrupt(cause(e)))?
-                .position
-        } else {
-            let event: RecordedEvent =
-                serde_json::from_slice(payload).map_err(|e| FeedError::Corrupt(cause(e)))?;
-            let position = event.position;
-            if self.types.is_empty() || self.types.contains(&event.event_type) {
-                events.push(event);
-            }
-            position
-        };
-        let seen = positions.entry(partition).or_insert(0);
-        *seen = (*seen).max(position);
-        Ok(())
-    }
+fn partition_numbers(list: &TopicPartitionList) -> Vec<i32> {
+    list.elements().iter().map(|e| e.partition()).collect()
 }

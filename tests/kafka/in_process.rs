@@ -94,6 +94,11 @@ async fn every_event_reaches_every_projection_through_kafka() {
     }
 }
 
+/// A worker that forgot nothing when its partitions came back would apply
+/// new events to rows as they were before another worker changed them.
+/// Whether a run shows it depends on which partitions move and which rows
+/// the shop touches after: without the forgetting, about half the runs
+/// here fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_given_partitions_back_reads_what_another_wrote_meanwhile() {
     let broker = Broker::start();
@@ -113,11 +118,11 @@ async fn a_worker_given_partitions_back_reads_what_another_wrote_meanwhile() {
     let trading = shop.trade();
     let (b_progress, b_stop) = (Progress::new(), CancellationToken::new());
     let b = spawn_workers(&side, &broker, &b_progress, &b_stop).await;
+    // Stock rows change in nearly every round: the catalogue's are the
+    // rows most surely remembered by A and changed by B.
     b_progress
-        .wait_until("worker B applying events of every projection", |s| {
-            shopstream_projections::all()
-                .iter()
-                .all(|p| s.batches_of.get(p.name()).is_some_and(|n| *n >= 3))
+        .wait_until("worker B applying catalogue events", |s| {
+            s.batches_of.get("catalogue").is_some_and(|n| *n >= 10)
         })
         .await;
     let mut shop = trading.stop().await;
@@ -127,7 +132,7 @@ async fn a_worker_given_partitions_back_reads_what_another_wrote_meanwhile() {
     for worker in b {
         worker.await.expect("worker B stops without panicking");
     }
-    shop.rounds(20).await;
+    shop.rounds(60).await;
     a_progress.caught_up(side.head().await).await;
     side.assert_matches_reference().await;
     assert_stock_matches_domain(&side.read, &shop).await;

@@ -21,6 +21,14 @@ python3 -c "import duckdb" 2>/dev/null ||
     python3 -m pip install --quiet --user duckdb==1.4.2 ||
     python3 -m pip install --quiet --user --break-system-packages duckdb==1.4.2
 
+# PostgreSQL (Debian) is the appends' peer: the harness starts a cluster
+# of its own for the run.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql ||
+        { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
+fi
+
 # 10,000 connections need as many file descriptors on both ends.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

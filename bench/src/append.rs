@@ -1,7 +1,9 @@
 //! `shopstream-bench append`: durable appends per second through the
 //! embedded event store with 1 and many concurrent writers, beside the same
 //! disk's one-fsync-per-write rate measured in the same run, so group
-//! commit's gain is a ratio rather than a number from another day.
+//! commit's gain is a ratio rather than a number from another day; with
+//! `--postgres`, beside PostgreSQL too, driven by the same writers with the
+//! same events.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,10 @@ pub struct AppendArgs {
     /// are left out.
     #[arg(long)]
     pub event_store: Option<String>,
+    /// Also measure PostgreSQL with the same writers and events: a cluster
+    /// started here for the run (see `postgres.rs` for its schema).
+    #[arg(long)]
+    pub postgres: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,9 +79,8 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
                 })?);
             results.push(
                 measure(
-                    store,
+                    vec![Writer::Store(store); writers],
                     "KurrentDB",
-                    writers,
                     args.events_per_append,
                     duration,
                 )
@@ -110,6 +115,21 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
         );
     }
 
+    if args.postgres {
+        let cluster = crate::postgres::Cluster::start()?;
+        cluster.create_schema().await?;
+        let scenario = format!("PostgreSQL {}", cluster.version().await?);
+        for &writers in &args.writers {
+            let mut connections = Vec::with_capacity(writers);
+            for _ in 0..writers {
+                connections.push(Writer::Postgres(Arc::new(
+                    crate::postgres::Writer::connect(&cluster).await?,
+                )));
+            }
+            results.push(measure(connections, &scenario, args.events_per_append, duration).await?);
+        }
+    }
+
     println!(
         "{:<36} {:>8} {:>12} {:>12} {:>9} {:>9}",
         "scenario", "writers", "appends/s", "events/s", "p50 ms", "p99 ms"
@@ -132,6 +152,22 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
                 "group commit, {} writer(s): {:.1}x the one-fsync-per-append rate",
                 m.writers,
                 m.events_per_sec / single.events_per_sec.max(f64::MIN_POSITIVE)
+            );
+        }
+    }
+    for m in results
+        .iter()
+        .filter(|m| m.scenario.starts_with("PostgreSQL"))
+    {
+        if let Some(ours) = results
+            .iter()
+            .find(|o| o.scenario == "store, group commit" && o.writers == m.writers)
+        {
+            println!(
+                "group commit, {} writer(s): {:.1}x {}'s events/s",
+                m.writers,
+                ours.events_per_sec / m.events_per_sec.max(f64::MIN_POSITIVE),
+                m.scenario
             );
         }
     }
@@ -215,43 +251,78 @@ async fn through_store(
             ..Default::default()
         },
     )?);
-    let measured = measure(store, scenario, writers, events_per_append, duration).await;
+    let measured = measure(
+        vec![Writer::Store(store); writers],
+        scenario,
+        events_per_append,
+        duration,
+    )
+    .await;
     remove_store(&path);
     measured
 }
 
-/// Appends per second from `writers` concurrent writers, each on a stream
-/// of its own, for `duration`.
+/// Where a writer appends: the event store (shared by every writer), or
+/// a PostgreSQL connection of its own.
+#[derive(Clone)]
+enum Writer {
+    Store(Arc<dyn EventStore>),
+    Postgres(Arc<crate::postgres::Writer>),
+}
+
+impl Writer {
+    /// Appends `events` to `stream` at `expected`; the stream's revision
+    /// after.
+    async fn append(
+        &self,
+        stream: &str,
+        expected: Option<u64>,
+        events: Vec<NewEvent>,
+    ) -> anyhow::Result<Option<u64>> {
+        Ok(match self {
+            Writer::Store(store) => {
+                let done = store
+                    .append(vec![StreamWrite {
+                        stream: stream.to_string(),
+                        expected: ExpectedRevision::at(expected),
+                        events,
+                    }])
+                    .await?;
+                done.streams[0].revision
+            }
+            Writer::Postgres(pg) => Some(pg.append(stream, expected, &events).await?),
+        })
+    }
+}
+
+/// Appends per second from concurrent writers, each on a stream of its
+/// own, for `duration`.
 async fn measure(
-    store: Arc<dyn EventStore>,
+    writers: Vec<Writer>,
     scenario: &str,
-    writers: usize,
     events_per_append: usize,
     duration: Duration,
 ) -> anyhow::Result<Measurement> {
+    let count = writers.len();
+    // Streams of this run only: runs may share a store.
+    let run = Uuid::now_v7().simple();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .enumerate()
+        .map(|(w, writer)| {
             let stop = stop.clone();
             tokio::spawn(async move {
-                let stream = format!("bench-{w}");
+                let stream = format!("bench-{run}-{w}");
                 let mut revision: Option<u64> = None;
                 let mut histogram = Histogram::<u64>::new(3)?;
                 let mut appends = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let events = batch(events_per_append);
                     let t = Instant::now();
-                    let done = store
-                        .append(vec![StreamWrite {
-                            stream: stream.clone(),
-                            expected: ExpectedRevision::at(revision),
-                            events,
-                        }])
-                        .await?;
+                    revision = writer.append(&stream, revision, events).await?;
                     histogram.record(t.elapsed().as_micros() as u64)?;
-                    revision = done.streams[0].revision;
                     appends += 1;
                 }
                 anyhow::Ok((appends, histogram))
@@ -268,10 +339,9 @@ async fn measure(
         histogram.add(h)?;
     }
     let secs = started.elapsed().as_secs_f64();
-    drop(store);
     Ok(Measurement {
         scenario: scenario.to_string(),
-        writers,
+        writers: count,
         appends_per_sec: total as f64 / secs,
         events_per_sec: (total * events_per_append as u64) as f64 / secs,
         p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,

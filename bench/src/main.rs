@@ -5,7 +5,8 @@
 //! histograms out of what shops deploy.
 //!
 //! # Layout
-//! - [`append`]: durable append throughput beside the disk's fsync rate.
+//! - [`append`]: durable append throughput beside the disk's fsync rate
+//!   and beside PostgreSQL ([`postgres`]).
 //! - [`seed`]: fills a data directory through the real write path.
 //! - [`lag`]: commit → queryable delay, embedded or through Kafka.
 //! - [`cache`]: the query cache's hit ratio under Zipf popularity.
@@ -23,10 +24,16 @@ mod chart;
 mod hello;
 mod lag;
 mod load;
+mod postgres;
 mod seed;
 mod suite;
 
 use std::process::ExitCode;
+
+/// The product binary's allocator, so what is measured in this process
+/// (the appends, the cache) runs as it does in `shopstream`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use shopstream::config::{LogFormat, LogSettings};

@@ -80,6 +80,7 @@ pub enum Scenario {
     Spike,
     HotSku,
     Appends,
+    Postgres,
     Lag,
     Export,
     Rebuild,
@@ -87,8 +88,9 @@ pub enum Scenario {
     Soak,
 }
 
-const ALL: [Scenario; 13] = [
+const ALL: [Scenario; 14] = [
     Scenario::Appends,
+    Scenario::Postgres,
     Scenario::Lag,
     Scenario::Export,
     Scenario::Rebuild,
@@ -114,6 +116,7 @@ impl Scenario {
             Self::Spike => "spike",
             Self::HotSku => "hot-sku",
             Self::Appends => "appends",
+            Self::Postgres => "postgres",
             Self::Lag => "lag",
             Self::Export => "export",
             Self::Rebuild => "rebuild",
@@ -532,6 +535,7 @@ impl Suite {
             Scenario::Spike => self.spike().await?,
             Scenario::HotSku => self.hot_sku().await?,
             Scenario::Appends => self.appends().await?,
+            Scenario::Postgres => self.appends_beside_postgres().await?,
             Scenario::Lag => self.lag().await?,
             Scenario::Export => self.export().await?,
             Scenario::Rebuild => self.rebuild().await?,

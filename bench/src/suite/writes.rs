@@ -245,6 +245,59 @@ impl Suite {
         })
     }
 
+    /// The embedded store's durable appends beside PostgreSQL's, the same
+    /// 64 writers appending the same events to each in one run.
+    pub(super) async fn appends_beside_postgres(&mut self) -> anyhow::Result<Outcome> {
+        let dir = self.args.data.join("appends");
+        let file = self.args.out.join("postgres.raw.json");
+        let status = Command::new(load::harness()?)
+            .args(["append", "--postgres", "--no-baseline", "--writers", "64"])
+            .args(["--seconds", &self.plan.append_seconds.to_string()])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--json")
+            .arg(&file)
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("shopstream-bench append --postgres failed: {status}");
+        }
+        let runs: Vec<Value> = serde_json::from_slice(&std::fs::read(&file)?)?;
+        let _ = std::fs::remove_file(&file);
+        let run = |postgres: bool| {
+            runs.iter()
+                .find(|r| {
+                    r["scenario"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("PostgreSQL") == postgres)
+                })
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let (ours, theirs) = (run(false), run(true));
+        let events = |v: &Value| v["events_per_sec"].as_f64().unwrap_or(0.0);
+        let p99 = |v: &Value| ms(v["p99_ms"].as_f64().unwrap_or(0.0));
+        let ratio = events(&ours) / events(&theirs).max(1.0);
+        Ok(Outcome {
+            scenario: "durable appends, 64 writers, beside PostgreSQL (both fsync on)".into(),
+            command: String::new(),
+            result: format!(
+                "**{} events/s** (p99 {}) = **{ratio:.1}×** PostgreSQL",
+                thousands(events(&ours)),
+                p99(&ours)
+            ),
+            goal: "≥ 3× PostgreSQL's events/s".into(),
+            met: Some(ratio >= 3.0),
+            baseline: format!(
+                "{}, one connection per writer, Message DB-style append function: {} events/s (p99 {})",
+                theirs["scenario"].as_str().unwrap_or("PostgreSQL"),
+                thousands(events(&theirs)),
+                p99(&theirs)
+            ),
+            details: json!({"runs": runs, "ratio_to_postgres": ratio}),
+        })
+    }
+
     pub(super) async fn lag(&mut self) -> anyhow::Result<Outcome> {
         let dir = self.args.data.join("lag");
         let _ = std::fs::remove_dir_all(&dir);

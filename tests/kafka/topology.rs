@@ -41,8 +41,13 @@ async fn trading_on(node: &Node, events: u64) {
 /// Waits until every projection has applied every event written so far,
 /// as the admin view says (a worker in another process gives no other sign).
 async fn caught_up(node: &Node, admin: &str, logs: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let target = head(node).await;
+    served_to(node, admin, target, logs).await;
+}
+
+/// Waits until every projection has applied every event up to `target`.
+async fn served_to(node: &Node, admin: &str, target: u64, logs: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let view = node.get("/v1/admin/projections", Some(admin), None).await;
         let behind: Vec<String> = view
@@ -127,8 +132,19 @@ async fn separate_processes_over_kafka_lose_nothing_through_kills_restarts_and_a
     // leader dies in the middle of its first rebalance; Kafka does not).
     caught_up(&a, &admin, &topology.logs()).await;
 
-    // A worker dies mid-stream; the other takes its partitions.
+    // A worker dies mid-stream; the other takes its partitions. How long
+    // that takes is printed (`-- --nocapture`), not asserted: it is the
+    // session timeout plus the mock cluster's rebalance.
+    let killed = tokio::time::Instant::now();
     worker_one.kill();
+    // Events after this one are written once the worker is dead: only
+    // the survivor can apply them, on every partition (watermarks).
+    let after_kill = head(&a).await + 1;
+    served_to(&a, &admin, after_kill, &topology.logs()).await;
+    eprintln!(
+        "failover: a killed worker's partitions served again {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
     trading_on(&a, 150).await;
 
     // The relay dies; a new one takes the lease and carries on.

@@ -144,6 +144,12 @@ impl KafkaSettings {
                 "session.timeout.ms",
                 self.session_timeout.as_millis().to_string(),
             )
+            // Three heartbeats per session timeout, as Kafka advises: a
+            // rebalance reaches the survivors within a third of it.
+            .set(
+                "heartbeat.interval.ms",
+                (self.session_timeout.as_millis() / 3).max(1).to_string(),
+            )
             .set("fetch.wait.max.ms", "5")
             .create_with_context(context)
             .map_err(kafka)

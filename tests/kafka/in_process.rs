@@ -96,9 +96,10 @@ async fn every_event_reaches_every_projection_through_kafka() {
 
 /// A worker that forgot nothing when its partitions came back would apply
 /// new events to rows as they were before another worker changed them.
-/// Whether a run shows it depends on which partitions move and which rows
-/// the shop touches after: without the forgetting, about half the runs
-/// here fail.
+/// Here real rebalances say so; whether a run shows the fault depends on
+/// which partitions move (without the forgetting, about half the runs
+/// fail). `read_side handover` checks the runner's side exactly, on
+/// scripted feeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_given_partitions_back_reads_what_another_wrote_meanwhile() {
     let broker = Broker::start();

@@ -8,9 +8,12 @@
 //!   a shop's history written through the domain, the read model it should
 //!   give, and live runners to watch.
 //! - [`runner`]: live runs, kills and restarts, duplicates, rebuilds.
+//! - [`handover`]: a live runner whose events go to another worker and
+//!   come back (a Kafka rebalance), on scripted feeds.
 //! - [`projections`]: the projections' rules, checked through `MemoryRows`.
 
 mod contract;
+mod handover;
 mod projections;
 mod runner;
 

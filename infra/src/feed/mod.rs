@@ -49,6 +49,19 @@ pub struct FeedBatch {
     pub(crate) ack: Ack,
 }
 
+impl FeedBatch {
+    /// A batch of a feed whose only progress is the read store's
+    /// checkpoint: nothing to acknowledge.
+    pub fn new(events: Vec<RecordedEvent>, checkpoint: Checkpoint, reassigned: bool) -> Self {
+        Self {
+            events,
+            checkpoint,
+            reassigned,
+            ack: Ack::None,
+        }
+    }
+}
+
 /// How a batch is acknowledged.
 pub(crate) enum Ack {
     /// Nothing to do: the read store's checkpoint is the progress.
@@ -160,13 +173,12 @@ impl EventFeed for StoreFeed {
 impl FeedSubscription for StoreSubscription {
     async fn next(&mut self) -> Result<FeedBatch, FeedError> {
         let slice = self.0.next().await?;
-        Ok(FeedBatch {
-            events: slice.events,
-            checkpoint: Checkpoint::Position(slice.scanned_to),
-            // Every subscriber reads all of `$all`.
-            reassigned: false,
-            ack: Ack::None,
-        })
+        // Every subscriber reads all of `$all`: nothing is reassigned.
+        Ok(FeedBatch::new(
+            slice.events,
+            Checkpoint::Position(slice.scanned_to),
+            false,
+        ))
     }
 
     async fn acknowledge(&mut self, _batch: &FeedBatch) -> Result<(), FeedError> {

@@ -101,9 +101,11 @@ impl Server {
     }
 
     /// `shopstream-bench hello`, the trivial actix-web handler.
-    pub async fn hello(port: u16) -> anyhow::Result<Self> {
+    /// `shopstream-bench hello`, with `args` (`--body-file`…).
+    pub async fn hello(port: u16, args: &[&str]) -> anyhow::Result<Self> {
         let child = Command::new(harness()?)
             .args(["hello", "--addr", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()

@@ -162,25 +162,36 @@ impl Suite {
         })
     }
 
-    pub(super) async fn appends(&mut self) -> anyhow::Result<Outcome> {
-        let dir = self.args.data.join("appends");
-        let file = self.args.out.join("appends.raw.json");
-        let mut command = Command::new(load::harness()?);
-        command
+    /// Runs `shopstream-bench append` with `args` beside the plan's
+    /// length, and reads back its runs.
+    async fn append_runs(&self, name: &str, args: &[&str]) -> anyhow::Result<Vec<Value>> {
+        let file = self.args.out.join(format!("{name}.raw.json"));
+        let status = Command::new(load::harness()?)
             .args(["append", "--seconds", &self.plan.append_seconds.to_string()])
             .arg("--dir")
-            .arg(&dir)
+            .arg(self.args.data.join("appends"))
             .arg("--json")
-            .arg(&file);
-        if let Some(url) = &self.args.event_store {
-            command.args(["--event-store", url]);
-        }
-        let status = command.status().await?;
+            .arg(&file)
+            .args(args)
+            .status()
+            .await?;
         if !status.success() {
-            bail!("shopstream-bench append failed: {status}");
+            bail!(
+                "shopstream-bench append {} failed: {status}",
+                args.join(" ")
+            );
         }
-        let runs: Vec<Value> = serde_json::from_slice(&std::fs::read(&file)?)?;
+        let runs = serde_json::from_slice(&std::fs::read(&file)?)?;
         let _ = std::fs::remove_file(&file);
+        Ok(runs)
+    }
+
+    pub(super) async fn appends(&mut self) -> anyhow::Result<Outcome> {
+        let store: Vec<&str> = match &self.args.event_store {
+            Some(url) => vec!["--event-store", url],
+            None => vec![],
+        };
+        let runs = self.append_runs("appends", &store).await?;
         let find = |pred: &dyn Fn(&Value) -> bool| {
             runs.iter()
                 .find(|r| pred(r))
@@ -248,22 +259,12 @@ impl Suite {
     /// The embedded store's durable appends beside PostgreSQL's, the same
     /// 64 writers appending the same events to each in one run.
     pub(super) async fn appends_beside_postgres(&mut self) -> anyhow::Result<Outcome> {
-        let dir = self.args.data.join("appends");
-        let file = self.args.out.join("postgres.raw.json");
-        let status = Command::new(load::harness()?)
-            .args(["append", "--postgres", "--no-baseline", "--writers", "64"])
-            .args(["--seconds", &self.plan.append_seconds.to_string()])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--json")
-            .arg(&file)
-            .status()
+        let runs = self
+            .append_runs(
+                "postgres",
+                &["--postgres", "--no-baseline", "--writers", "64"],
+            )
             .await?;
-        if !status.success() {
-            bail!("shopstream-bench append --postgres failed: {status}");
-        }
-        let runs: Vec<Value> = serde_json::from_slice(&std::fs::read(&file)?)?;
-        let _ = std::fs::remove_file(&file);
         let run = |postgres: bool| {
             runs.iter()
                 .find(|r| {

@@ -552,10 +552,7 @@ async fn health_and_metrics_answer() {
 
 /// The value of an unlabelled sample in a Prometheus text exposition.
 fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
+    shopstream_testkit::metrics::sample(text, name).unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 #[tokio::test]

@@ -76,8 +76,8 @@ impl Topology {
             ("SHOPSTREAM_PASSWORDS__MEMORY_KIB", "1024".into()),
             ("SHOPSTREAM_PASSWORDS__ITERATIONS", "1".into()),
             // SHOPSTREAM_TEST_LOG sets the processes' log filter (e.g.
-            // `info,shopstream_infra::feed::kafka=trace`: every batch and
-            // message a worker takes).
+            // `info,shopstream_infra::feed::kafka=debug`: every batch a
+            // worker takes and every commit).
             (
                 "SHOPSTREAM_LOG__FILTER",
                 std::env::var("SHOPSTREAM_TEST_LOG").unwrap_or("info".into()),

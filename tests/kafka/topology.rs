@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use shopstream_infra::event_store::{SqliteEventStore, SqliteEventStoreOptions};
 use shopstream_infra::read_store::{ReadSide, SqliteReadStore};
+use shopstream_testkit::metrics::sample;
 
 use crate::broker::Broker;
 use crate::processes::{ADMIN, Node, Topology, shop_until};
@@ -241,15 +242,11 @@ async fn relay_reported_at(node: &Node, head: u64) {
             .text()
             .await
             .expect("a text body");
-        let value = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
-        };
         let (position, behind) = (
-            value("shopstream_relay_position"),
-            value("shopstream_relay_behind_events"),
+            sample(&text, "shopstream_relay_position"),
+            sample(&text, "shopstream_relay_behind_events"),
         );
-        if position == Some(head) && behind == Some(0) {
+        if position == Some(head as f64) && behind == Some(0.0) {
             return;
         }
         assert!(

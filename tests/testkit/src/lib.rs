@@ -9,10 +9,12 @@
 //!   through every projection in memory) and how a store is compared to it.
 //! - [`harness`]: a pair of embedded stores, live runners that report their
 //!   progress over a channel, and waiting for them.
+//! - [`metrics`]: samples read from a `/metrics` answer.
 //! - [`servers`]: the ScyllaDB cluster the tests may use, and saying when
 //!   they skip it.
 
 pub mod harness;
+pub mod metrics;
 pub mod reference;
 pub mod servers;
 pub mod shop;

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     pub commands: IntCounterVec,
     pub command_retries: IntCounterVec,
+    pub command_batches: Histogram,
     pub cache: IntCounterVec,
     pub projection_lag: HistogramVec,
     pub dead_letters: IntCounterVec,
@@ -197,6 +198,13 @@ impl Metrics {
             ),
             &["command"],
         )?;
+        let command_batches = Histogram::with_opts(
+            HistogramOpts::new(
+                "command_batch_size",
+                "Commands a hot stream's combining queue decided together and appended in one append",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
         let cache = IntCounterVec::new(
             Opts::new("query_cache_total", "Query cache lookups by result"),
             &["result"],
@@ -254,12 +262,14 @@ impl Metrics {
         registry.register(Box::new(http_seconds.clone()))?;
         registry.register(Box::new(commands.clone()))?;
         registry.register(Box::new(command_retries.clone()))?;
+        registry.register(Box::new(command_batches.clone()))?;
         Ok(Self {
             registry,
             http_requests,
             http_seconds,
             commands,
             command_retries,
+            command_batches,
             cache,
             projection_lag,
             dead_letters,

@@ -43,7 +43,7 @@ use crate::telemetry::Metrics;
 use auth::AuthService;
 pub use commands::CommandError;
 use commands::aggregates::AggregateCache;
-use commands::{CommandService, RetryPolicy};
+use commands::{CommandMetrics, CommandService, RetryPolicy};
 use operations::Operations;
 use queries::history::History;
 use queries::{QueryError, QueryService};
@@ -78,9 +78,14 @@ impl App {
             RetryPolicy {
                 max_attempts: settings.commands.max_attempts,
                 max_backoff: std::time::Duration::from_millis(settings.commands.max_backoff_ms),
+                combine: settings.commands.combine,
             },
         )
-        .with_metrics(metrics.commands.clone(), metrics.command_retries.clone());
+        .with_metrics(CommandMetrics {
+            outcomes: metrics.commands.clone(),
+            retries: metrics.command_retries.clone(),
+            batches: metrics.command_batches.clone(),
+        });
         let hasher =
             PasswordHasher::new(settings.passwords).context("password hashing settings")?;
         let secret = settings

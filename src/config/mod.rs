@@ -201,6 +201,8 @@ impl Default for LimitSettings {
 pub struct CommandSettings {
     pub max_attempts: u32,
     pub max_backoff_ms: u64,
+    /// Whether commands queued behind a contended stream are combined.
+    pub combine: bool,
     /// Whether checking out needs a verified email address.
     pub checkout_requires_verified_email: bool,
 }

@@ -18,6 +18,16 @@ async fn sixty_four_checkouts_racing_for_ten_units_sell_exactly_ten() {
         shoppers.push((token, cart));
     }
 
+    let batches = |text: &str| {
+        (
+            shopstream_testkit::metrics::sample(text, "shopstream_command_batch_size_count")
+                .unwrap_or(0.0),
+            shopstream_testkit::metrics::sample(text, "shopstream_command_batch_size_sum")
+                .unwrap_or(0.0),
+        )
+    };
+    let before = app.get("/metrics", None).await.expect(200);
+    let before = batches(before.body.as_str().unwrap_or_default());
     let app = std::sync::Arc::new(app);
     let races = shoppers.into_iter().map(|(token, cart)| {
         let app = app.clone();
@@ -42,6 +52,15 @@ async fn sixty_four_checkouts_racing_for_ten_units_sell_exactly_ten() {
         (on_hand, reserved),
         (10, 10),
         "10 reserved of 10, none oversold"
+    );
+    // The losers of the first race queued on the SKU and were decided
+    // together: fewer appends than commands.
+    let after = app.get("/metrics", None).await.expect(200);
+    let after = batches(after.body.as_str().unwrap_or_default());
+    let (batches, combined) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        batches >= 1.0 && combined > batches,
+        "{combined} commands in {batches} batches"
     );
 }
 

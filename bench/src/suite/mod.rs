@@ -79,6 +79,7 @@ pub enum Scenario {
     Stress,
     Spike,
     HotSku,
+    HotSkuAmple,
     Appends,
     Postgres,
     Lag,
@@ -88,7 +89,7 @@ pub enum Scenario {
     Soak,
 }
 
-const ALL: [Scenario; 14] = [
+const ALL: [Scenario; 15] = [
     Scenario::Appends,
     Scenario::Postgres,
     Scenario::Lag,
@@ -102,6 +103,7 @@ const ALL: [Scenario; 14] = [
     Scenario::Stress,
     Scenario::Spike,
     Scenario::HotSku,
+    Scenario::HotSkuAmple,
     Scenario::Soak,
 ];
 
@@ -115,6 +117,7 @@ impl Scenario {
             Self::Stress => "stress",
             Self::Spike => "spike",
             Self::HotSku => "hot-sku",
+            Self::HotSkuAmple => "hot-sku-ample",
             Self::Appends => "appends",
             Self::Postgres => "postgres",
             Self::Lag => "lag",
@@ -141,6 +144,10 @@ struct Plan {
     stress_users: Vec<usize>,
     spike_seconds: f64,
     hot_rounds: usize,
+    /// Carts each of 64 shoppers checks out in the ample-stock scenario.
+    ample_carts: usize,
+    /// Rounds of the limiter's on/off comparison in the ceiling scenario.
+    limiter_rounds: usize,
     append_seconds: f64,
     lag_commands: usize,
     soak_segments: u64,
@@ -163,6 +170,8 @@ impl Plan {
                 stress_users: vec![8, 16],
                 spike_seconds: 1.5,
                 hot_rounds: 1,
+                ample_carts: 2,
+                limiter_rounds: 1,
                 append_seconds: 0.5,
                 lag_commands: 200,
                 soak_segments: 2,
@@ -182,6 +191,8 @@ impl Plan {
                 stress_users: vec![100, 200, 400, 800, 1600, 3200, 6400],
                 spike_seconds: 30.0,
                 hot_rounds: 20,
+                ample_carts: 100,
+                limiter_rounds: 4,
                 append_seconds: 5.0,
                 lag_commands: 8000,
                 soak_segments: args.soak_minutes.max(1),
@@ -534,6 +545,7 @@ impl Suite {
             Scenario::Stress => self.stress().await?,
             Scenario::Spike => self.spike().await?,
             Scenario::HotSku => self.hot_sku().await?,
+            Scenario::HotSkuAmple => self.hot_sku_ample().await?,
             Scenario::Appends => self.appends().await?,
             Scenario::Postgres => self.appends_beside_postgres().await?,
             Scenario::Lag => self.lag().await?,

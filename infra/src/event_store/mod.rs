@@ -53,6 +53,14 @@ impl ExpectedRevision {
         }
     }
 
+    /// The exact revision expected, if this expectation names one.
+    pub fn exact(self) -> Option<u64> {
+        match self {
+            ExpectedRevision::Exact(r) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn holds_for(self, current: Option<u64>) -> bool {
         match (self, current) {
             (ExpectedRevision::Any, _) => true,

@@ -20,6 +20,8 @@
 //! - [`carts`]: carts and checkout.
 //! - [`orders`]: payment, cancellation, shipping.
 //! - `context` (who acts), `service` (running a command, retries),
+//!   `combining` (the queue of a hot stream: its waiting commands decided
+//!   together and appended in one append),
 //!   `unit_of_work` (what one attempt reads and writes), `idempotency`
 //!   (recorded answers) and `error`: the machinery every command runs
 //!   through.
@@ -32,6 +34,7 @@ pub mod inventory;
 pub mod orders;
 pub mod sessions;
 
+mod combining;
 mod context;
 mod error;
 mod idempotency;
@@ -44,13 +47,13 @@ use serde::de::DeserializeOwned;
 pub use context::{Actor, CommandContext};
 pub use error::{CommandError, Conflict, ConflictingEvent};
 pub use idempotency::IdempotencyKey;
-pub use service::{CommandService, RetryPolicy};
+pub use service::{CommandMetrics, CommandService, RetryPolicy};
 pub use unit_of_work::UnitOfWork;
 
 /// A command: what it addresses and how it decides.
-pub trait Command {
+pub trait Command: Clone + Send + Sync + 'static {
     /// What a successful command answers with; stored for idempotent replay.
-    type Output: Serialize + DeserializeOwned;
+    type Output: Serialize + DeserializeOwned + Send + 'static;
 
     /// A name for logs, metrics and idempotency records.
     const NAME: &'static str;

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use shopstream_domain::DomainError;
-use shopstream_infra::event_store::{AppendError, Direction, ExpectedRevision};
+use shopstream_infra::event_store::{AppendError, Direction};
 
 use super::aggregates::AggregateCache;
+use super::combining::{Hot, Turn};
 use super::idempotency;
 use super::{Command, CommandContext, CommandError, Committed, Conflict, UnitOfWork};
 
@@ -19,6 +20,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The largest random pause between attempts.
     pub max_backoff: Duration,
+    /// Whether commands queued behind a contended stream are decided
+    /// together and appended in one append (see `combining`).
+    pub combine: bool,
 }
 
 impl Default for RetryPolicy {
@@ -26,19 +30,31 @@ impl Default for RetryPolicy {
         Self {
             max_attempts: 24,
             max_backoff: Duration::from_millis(20),
+            combine: true,
         }
     }
+}
+
+/// What the service counts.
+#[derive(Clone)]
+pub struct CommandMetrics {
+    /// Every command by name and outcome.
+    pub outcomes: prometheus::IntCounterVec,
+    /// Every attempt made again after a lost race, by command name.
+    pub retries: prometheus::IntCounterVec,
+    /// The commands of every combined batch.
+    pub batches: prometheus::Histogram,
 }
 
 #[derive(Clone)]
 pub struct CommandService {
     aggregates: AggregateCache,
     retry: RetryPolicy,
-    outcomes: Option<prometheus::IntCounterVec>,
-    retries: Option<prometheus::IntCounterVec>,
-    /// Per-stream locks taken by commands that already lost a race on that
-    /// stream, so contenders in this process queue up instead of colliding.
-    hot: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    metrics: Option<CommandMetrics>,
+    /// Per-stream turns and combining queues of commands that already lost
+    /// a race on that stream, so contenders in this process queue up
+    /// instead of colliding.
+    hot: moka::sync::Cache<String, Arc<Hot>>,
 }
 
 impl CommandService {
@@ -46,8 +62,7 @@ impl CommandService {
         Self {
             aggregates,
             retry,
-            outcomes: None,
-            retries: None,
+            metrics: None,
             hot: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(Duration::from_secs(60))
@@ -63,24 +78,27 @@ impl CommandService {
     ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
         let mut guards = Vec::with_capacity(contended.len());
         for stream in contended {
-            let lock = self
-                .hot
-                .get_with(stream.clone(), || Arc::new(tokio::sync::Mutex::new(())));
-            guards.push(lock.lock_owned().await);
+            guards.push(self.hot(stream).turn.clone().lock_owned().await);
         }
         guards
     }
 
-    /// Counts every command by name and outcome, and every attempt made
-    /// again after a lost race by command name.
-    pub fn with_metrics(
-        mut self,
-        outcomes: prometheus::IntCounterVec,
-        retries: prometheus::IntCounterVec,
-    ) -> Self {
-        self.outcomes = Some(outcomes);
-        self.retries = Some(retries);
+    /// Whether commands are queued for (or hold) a stream's turn now.
+    fn queued(&self, stream: &str) -> bool {
+        self.hot.get(stream).is_some_and(|hot| hot.busy())
+    }
+
+    pub(super) fn hot(&self, stream: &str) -> Arc<Hot> {
+        self.hot.get_with_by_ref(stream, Default::default)
+    }
+
+    pub fn with_metrics(mut self, metrics: CommandMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
+    }
+
+    pub(super) fn metrics(&self) -> Option<&CommandMetrics> {
+        self.metrics.as_ref()
     }
 
     pub fn aggregates(&self) -> &AggregateCache {
@@ -116,8 +134,8 @@ impl CommandService {
             Err(CommandError::IdempotencyKeyReused) => "key_reused",
             Err(_) => "failed",
         };
-        if let Some(outcomes) = &self.outcomes {
-            outcomes.with_label_values(&[C::NAME, outcome]).inc();
+        if let Some(m) = &self.metrics {
+            m.outcomes.with_label_values(&[C::NAME, outcome]).inc();
         }
         if let Err(e) = &result {
             tracing::debug!(outcome, error = %e, "command not carried out");
@@ -143,12 +161,27 @@ impl CommandService {
         // within this process, written one contender at a time.
         let mut contended = BTreeSet::new();
         let mut last_conflict = Conflict::on(&target, None);
+        // Whether contended attempts may join their stream's combining queue.
+        let mut combine = self.retry.combine;
         for attempt in 0..self.retry.max_attempts {
             if attempt > 0 {
-                if let Some(retries) = &self.retries {
-                    retries.with_label_values(&[C::NAME]).inc();
+                if let Some(m) = &self.metrics {
+                    m.retries.with_label_values(&[C::NAME]).inc();
                 }
                 self.pause(attempt).await;
+            }
+            if let Some(stream) = Self::combinable(ctx, &contended).filter(|_| combine) {
+                match self.combined(ctx, command, stream).await {
+                    Turn::Answer(answer) => return answer,
+                    Turn::Again { lost_on, alone } => {
+                        combine = !alone;
+                        if let Some((stream, expected)) = lost_on {
+                            last_conflict = Conflict::on(&stream, expected);
+                            contended.insert(stream);
+                        }
+                        continue;
+                    }
+                }
             }
             let _queued = self.queue_behind(&contended).await;
             let mut uow = UnitOfWork::new(self, ctx, &target, &contended);
@@ -200,6 +233,21 @@ impl CommandService {
                     replayed: false,
                 });
             }
+            // A stream with commands queued for its turn: join them rather
+            // than race their combined append (and make it fail for all).
+            if combine
+                && ctx.if_match.is_none()
+                && idempotency.is_none()
+                && let Some(queued) = uow
+                    .writes
+                    .iter()
+                    .find(|w| !w.events.is_empty() && self.queued(&w.stream))
+            {
+                let queued = queued.stream.clone();
+                drop(uow);
+                contended.insert(queued);
+                continue;
+            }
             if let (Some((key, expected)), Ok(output)) = (&idempotency, &outcome) {
                 uow.writes.push(idempotency::record(
                     key,
@@ -222,11 +270,7 @@ impl CommandService {
                 Err(AppendError::Conflict {
                     stream, expected, ..
                 }) => {
-                    let expected = match expected {
-                        ExpectedRevision::Exact(r) => Some(r),
-                        _ => None,
-                    };
-                    last_conflict = Conflict::on(&stream, expected);
+                    last_conflict = Conflict::on(&stream, expected.exact());
                     stream
                 }
                 Err(e @ AppendError::Invalid(_)) => return Err(CommandError::Append(e)),

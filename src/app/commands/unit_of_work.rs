@@ -2,8 +2,10 @@
 //! loaded through the cache with the revision they were read at, staged
 //! events, and the cache updates to make once the append is durable.
 
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::fmt::Display;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use shopstream_domain::{Aggregate, EventSet, stream_name};
@@ -13,6 +15,7 @@ use shopstream_infra::event_store::{
 use uuid::Uuid;
 
 use super::aggregates::{AggregateCache, Snapshot};
+use super::combining::Overlay;
 use super::{CommandContext, CommandError, CommandService, Conflict};
 
 /// What one attempt at a command read and what it will write.
@@ -23,10 +26,15 @@ pub struct UnitOfWork<'s> {
     /// Streams to read up to their end rather than trust the cache for.
     contended: &'s BTreeSet<String>,
     /// Streams read through the cache, with the revision they were read at.
-    read: Vec<(String, Option<u64>, Freshness<'s>)>,
+    read: Vec<Read<'s>>,
     pub(super) writes: Vec<StreamWrite>,
     /// Cache updates to make once the writes are durable.
-    after_commit: Vec<CacheUpdate<'s>>,
+    after_commit: Vec<CacheUpdate>,
+    /// Deciding in a combined batch: what the commands decided before this
+    /// one staged, not yet durable.
+    overlay: Option<&'s Overlay>,
+    /// In a batch, the states this command staged (for the next ones).
+    staged: Vec<Staged>,
     target_after: Option<Option<u64>>,
     position: u64,
     /// The staged events record a refusal: commit them, then refuse.
@@ -35,7 +43,32 @@ pub struct UnitOfWork<'s> {
 }
 
 /// Puts a committed aggregate's new snapshot (at a position) in the cache.
-type CacheUpdate<'s> = Box<dyn FnOnce(&AggregateCache, u64) + Send + 's>;
+pub(super) type CacheUpdate = Box<dyn FnOnce(&AggregateCache, u64) + Send>;
+
+/// A stream read: the revision decided on, and the durable revision its
+/// freshness is checked against (they differ for a state staged earlier
+/// in a combined batch).
+struct Read<'s> {
+    stream: String,
+    revision: Option<u64>,
+    durable: Option<u64>,
+    moved_on: Freshness<'s>,
+}
+
+/// A state staged in a combined batch, not yet durable.
+pub(super) struct Staged {
+    pub stream: String,
+    pub snapshot: Arc<dyn Any + Send + Sync>,
+    /// The durable revision the staged events go on top of.
+    pub durable: Option<u64>,
+}
+
+/// What a decided attempt leaves to commit.
+pub(super) struct Decided {
+    pub writes: Vec<StreamWrite>,
+    pub after_commit: Vec<CacheUpdate>,
+    pub staged: Vec<Staged>,
+}
 
 /// Tells whether a stream read at a revision has moved on since.
 type Freshness<'s> = Box<
@@ -64,11 +97,35 @@ impl<'s> UnitOfWork<'s> {
             read: Vec::new(),
             writes: Vec::new(),
             after_commit: Vec::new(),
+            overlay: None,
+            staged: Vec::new(),
             target_after: None,
             position: 0,
             refusing: false,
             causation_id: Uuid::now_v7().to_string(),
         }
+    }
+
+    /// Decides on top of what the earlier commands of a batch staged.
+    pub(super) fn in_batch(mut self, overlay: &'s Overlay) -> Self {
+        self.overlay = Some(overlay);
+        self
+    }
+
+    /// What this attempt staged, to commit (in a batch, with the others').
+    pub(super) fn into_decided(self) -> Decided {
+        Decided {
+            writes: self.writes,
+            after_commit: self.after_commit,
+            staged: self.staged,
+        }
+    }
+
+    /// Forgets what this attempt staged (a refusal writes nothing).
+    pub(super) fn discard(&mut self) {
+        self.writes.clear();
+        self.after_commit.clear();
+        self.staged.clear();
     }
 
     pub fn ctx(&self) -> &CommandContext {
@@ -90,37 +147,61 @@ impl<'s> UnitOfWork<'s> {
 
     /// An aggregate to decide on, as cached. A stale copy is caught by the
     /// append's revision check, or by `ensure_fresh` before a refusal; a
-    /// stream this command already lost a race on is read to its end.
+    /// stream this command already lost a race on is read to its end; in a
+    /// batch, a stream an earlier command staged events on is as they left it.
     pub async fn load<A: Aggregate>(
         &mut self,
         id: impl Display,
     ) -> Result<Snapshot<A>, CommandError> {
         let aggregates = self.service.aggregates();
         let stream = stream_name::<A>(&id);
-        let snapshot = if self.contended.contains(&stream) {
-            aggregates.load_fresh::<A>(id).await?
-        } else {
-            aggregates.load::<A>(id).await?
+        let (snapshot, durable) = match self.overlay.and_then(|o| o.get::<A>(&stream)) {
+            Some(staged) => staged,
+            None => {
+                let snapshot = if self.contended.contains(&stream) {
+                    aggregates.load_fresh::<A>(id).await?
+                } else {
+                    aggregates.load::<A>(id).await?
+                };
+                let durable = snapshot.revision;
+                (snapshot, durable)
+            }
         };
         self.check_precondition(&snapshot)?;
         self.position = self.position.max(snapshot.position);
-        self.read.push((
-            snapshot.stream.clone(),
-            snapshot.revision,
-            Box::new(|cache, stream, revision| {
+        self.read.push(Read {
+            stream: snapshot.stream.clone(),
+            revision: snapshot.revision,
+            durable,
+            moved_on: Box::new(|cache, stream, revision| {
                 Box::pin(async move { cache.moved_on::<A>(&stream, revision).await })
             }),
-        ));
+        });
         Ok(snapshot)
     }
 
     /// An aggregate consulted but not written (a product's price for a cart
-    /// line): read up to the stream's current end.
+    /// line): read up to the stream's current end (in a batch, once for the
+    /// whole batch, with what earlier commands staged on it).
     pub async fn read<A: Aggregate>(
         &mut self,
         id: impl Display,
     ) -> Result<Snapshot<A>, CommandError> {
-        let snapshot = self.service.aggregates().load_fresh::<A>(id).await?;
+        let stream = stream_name::<A>(&id);
+        let snapshot = match self.overlay {
+            None => self.service.aggregates().load_fresh::<A>(id).await?,
+            Some(overlay) => match overlay.get::<A>(&stream) {
+                Some((staged, _)) => staged,
+                None => match overlay.consulted::<A>(&stream) {
+                    Some(consulted) => consulted,
+                    None => {
+                        let fresh = self.service.aggregates().load_fresh::<A>(id).await?;
+                        overlay.consult(&fresh);
+                        fresh
+                    }
+                },
+            },
+        };
         self.position = self.position.max(snapshot.position);
         Ok(snapshot)
     }
@@ -197,6 +278,22 @@ impl<'s> UnitOfWork<'s> {
                 revision,
                 position: 0,
             };
+            if self.overlay.is_some() {
+                let durable = self
+                    .read
+                    .iter()
+                    .rev()
+                    .find(|r| r.stream == snapshot.stream)
+                    .map_or(snapshot.revision, |r| r.durable);
+                self.staged.push(Staged {
+                    stream: snapshot.stream.clone(),
+                    snapshot: Arc::new(Snapshot {
+                        position: snapshot.position,
+                        ..cached.clone()
+                    }),
+                    durable,
+                });
+            }
             self.after_commit.push(Box::new(move |cache, position| {
                 cache.put(Snapshot { position, ..cached });
             }));
@@ -219,8 +316,8 @@ impl<'s> UnitOfWork<'s> {
     pub async fn ensure_fresh(&mut self) -> Result<(), CommandError> {
         let cache = self.service.aggregates();
         let mut stale = false;
-        for (stream, revision, moved_on) in &self.read {
-            if moved_on(cache, stream.clone(), *revision).await? {
+        for read in &self.read {
+            if (read.moved_on)(cache, read.stream.clone(), read.durable).await? {
                 stale = true;
             }
         }
@@ -234,8 +331,8 @@ impl<'s> UnitOfWork<'s> {
     pub(super) fn target_revision(&self) -> Option<u64> {
         self.read
             .iter()
-            .find(|(s, ..)| s == self.target)
-            .and_then(|(_, r, _)| *r)
+            .find(|r| r.stream == self.target)
+            .and_then(|r| r.revision)
     }
 
     pub(super) fn target_revision_after(&self) -> Option<u64> {

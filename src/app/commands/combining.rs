@@ -1,0 +1,491 @@
+//! The combining queue of a hot stream.
+//!
+//! A command that lost a race on a stream runs its next attempt behind
+//! that stream's turn. Rather than one at a time (each paying a read, a
+//! decision and a durable append while the others wait), the holder of the
+//! turn decides every command waiting for it, one after the other, each on
+//! the state the ones before it left (an [`Overlay`] of staged, not yet
+//! durable states), and appends everything they staged in **one** append:
+//! one group commit for the whole queue. Sixty-four checkouts of one SKU
+//! cost one append instead of sixty-four in a row, and a refusal once the
+//! stock is gone is decided from that same state, riding on the batch's
+//! append instead of costing one of its own.
+//!
+//! What each command answers is unchanged:
+//! - a command's answer is sent only once the batch's append is durable,
+//!   so a success is never acknowledged before it is, and a refusal that
+//!   rests on an earlier command's staged events stands only if those
+//!   events do;
+//! - every stream is expected at the durable revision the batch read it
+//!   at, so a writer elsewhere (another process, or a command outside the
+//!   queue) makes the append conflict, and then every command of the batch
+//!   decides again, as it would have alone;
+//! - commands that carry `If-Match` or an `Idempotency-Key`, and commands
+//!   contended on more than one stream, are not combined: they take the
+//!   turn alone, exactly as before;
+//! - a command whose decision cannot be chained onto the batch's (it
+//!   expects a stream at a revision the batch has moved past) or a batch
+//!   the store refuses as invalid sends its commands back to decide alone,
+//!   so one bad command never fails the others.
+//!
+//! The batch runs on its own task, holding the turn: a caller that goes
+//! away (a client disconnecting) abandons no other command.
+
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use shopstream_domain::{Aggregate, DomainError};
+use shopstream_infra::event_store::{AppendError, ExpectedRevision, StoreError, StreamWrite};
+use tokio::sync::{OwnedMutexGuard, oneshot};
+
+use super::aggregates::Snapshot;
+use super::unit_of_work::{CacheUpdate, Decided, Staged};
+use super::{Command, CommandContext, CommandError, CommandService, Committed, UnitOfWork};
+
+/// The most commands decided in one batch (the rest wait for the next).
+const MAX_BATCH: usize = 256;
+
+/// A contended stream: its turn, and the commands waiting for it.
+#[derive(Default)]
+pub(super) struct Hot {
+    pub turn: Arc<tokio::sync::Mutex<()>>,
+    waiting: Mutex<Vec<Job>>,
+}
+
+impl Hot {
+    /// Whether the turn is held or commands wait for it.
+    pub(super) fn busy(&self) -> bool {
+        self.turn.try_lock().is_err() || !lock(&self.waiting).is_empty()
+    }
+}
+
+/// States staged by the commands decided so far in a batch, by stream,
+/// and the aggregates they consulted (read to their end once per batch:
+/// the batch decides at one moment).
+#[derive(Default)]
+pub(crate) struct Overlay {
+    staged: HashMap<String, (Arc<dyn Any + Send + Sync>, Option<u64>)>,
+    consulted: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Overlay {
+    /// The staged state of a stream, and the durable revision beneath it.
+    pub(super) fn get<A: Aggregate>(&self, stream: &str) -> Option<(Snapshot<A>, Option<u64>)> {
+        let (any, durable) = self.staged.get(stream)?;
+        let snapshot = any.downcast_ref::<Snapshot<A>>()?.clone();
+        Some((snapshot, *durable))
+    }
+
+    /// An aggregate an earlier command of the batch consulted.
+    pub(super) fn consulted<A: Aggregate>(&self, stream: &str) -> Option<Snapshot<A>> {
+        lock(&self.consulted)
+            .get(stream)?
+            .downcast_ref::<Snapshot<A>>()
+            .cloned()
+    }
+
+    pub(super) fn consult<A: Aggregate>(&self, snapshot: &Snapshot<A>) {
+        lock(&self.consulted).insert(snapshot.stream.clone(), Arc::new(snapshot.clone()));
+    }
+}
+
+/// What a combined attempt tells its caller.
+pub(super) enum Turn<O> {
+    /// The command's answer: durable, or refused on state that is.
+    Answer(Result<Committed<O>, CommandError>),
+    /// Decide again: the batch lost a race on `lost_on` (or the command
+    /// read a stale copy), alone when the batch could not carry it.
+    Again {
+        /// The stream, and the revision the batch expected it at.
+        lost_on: Option<(String, Option<u64>)>,
+        alone: bool,
+    },
+}
+
+/// A command waiting in a queue, erased to what the batch needs: decide on
+/// the batch, and later hear how its append went.
+type Job = Box<dyn for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, ()> + Send>;
+
+/// How a batch's append went, for every command in it.
+#[derive(Clone)]
+enum Settled {
+    Durable(u64),
+    Lost(String, Option<u64>),
+    Alone,
+    Failed(StoreError),
+}
+
+/// A batch being decided.
+pub(super) struct Batch {
+    service: CommandService,
+    overlay: Overlay,
+    writes: Merged,
+    after_commit: Vec<CacheUpdate>,
+    settle: Vec<Box<dyn FnOnce(Settled) + Send>>,
+}
+
+/// The writes of a batch merged into one per stream, each stream expected
+/// at the revision its first write expected.
+#[derive(Default)]
+struct Merged {
+    writes: Vec<StreamWrite>,
+    /// Each written stream's revision after the writes merged so far.
+    heads: HashMap<String, Option<u64>>,
+}
+
+impl Merged {
+    /// Adds a command's writes when every one of them expects its stream
+    /// where the writes before it leave it; otherwise adds none.
+    fn chain(&mut self, writes: Vec<StreamWrite>) -> bool {
+        let mut heads = HashMap::new();
+        for write in &writes {
+            let expected = match write.expected {
+                ExpectedRevision::NoStream => None,
+                ExpectedRevision::Exact(r) => Some(r),
+                _ => return false,
+            };
+            let head = heads
+                .get(&write.stream)
+                .or_else(|| self.heads.get(&write.stream))
+                .copied()
+                .unwrap_or(expected);
+            if head != expected {
+                return false;
+            }
+            let after = match (head, write.events.len() as u64) {
+                (h, 0) => h,
+                (None, n) => Some(n - 1),
+                (Some(r), n) => Some(r + n),
+            };
+            heads.insert(write.stream.clone(), after);
+        }
+        for write in writes {
+            match self.writes.iter_mut().find(|w| w.stream == write.stream) {
+                Some(merged) => merged.events.extend(write.events),
+                None => self.writes.push(write),
+            }
+        }
+        self.heads.extend(heads);
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.writes.iter().all(|w| w.events.is_empty())
+    }
+}
+
+impl Batch {
+    fn new(service: CommandService) -> Self {
+        Self {
+            service,
+            overlay: Overlay::default(),
+            writes: Merged::default(),
+            after_commit: Vec::new(),
+            settle: Vec::new(),
+        }
+    }
+
+    /// Takes a decided command's writes into the batch when they chain onto
+    /// what the batch already writes; `false` leaves the batch as it was.
+    fn accept(&mut self, decided: Decided) -> bool {
+        if !self.writes.chain(decided.writes) {
+            return false;
+        }
+        self.after_commit.extend(decided.after_commit);
+        for Staged {
+            stream,
+            snapshot,
+            durable,
+        } in decided.staged
+        {
+            self.overlay.staged.insert(stream, (snapshot, durable));
+        }
+        true
+    }
+
+    /// Appends everything the batch decided, in one append, and tells
+    /// every command how it went.
+    async fn commit(self) {
+        // Nothing to write: every command of the batch checked that what
+        // it read is current.
+        let settled = if self.writes.is_empty() {
+            Settled::Durable(0)
+        } else {
+            let writes = self.writes.writes;
+            match self.service.aggregates().store().append(writes).await {
+                Ok(appended) => {
+                    for update in self.after_commit {
+                        update(self.service.aggregates(), appended.position);
+                    }
+                    Settled::Durable(appended.position)
+                }
+                Err(AppendError::Conflict {
+                    stream, expected, ..
+                }) => Settled::Lost(stream, expected.exact()),
+                Err(AppendError::Invalid(e)) => {
+                    tracing::debug!(error = %e, "a combined append was refused; deciding alone");
+                    Settled::Alone
+                }
+                Err(AppendError::Store(e)) => Settled::Failed(e),
+            }
+        };
+        for settle in self.settle {
+            settle(settled.clone());
+        }
+    }
+}
+
+impl CommandService {
+    /// Whether an attempt may be combined with others', and on which
+    /// stream's queue.
+    pub(super) fn combinable<'c>(
+        ctx: &CommandContext,
+        contended: &'c BTreeSet<String>,
+    ) -> Option<&'c String> {
+        if ctx.if_match.is_some() || ctx.idempotency.is_some() || contended.len() != 1 {
+            return None;
+        }
+        contended.first()
+    }
+
+    /// Runs one attempt of a command in `stream`'s combining queue.
+    pub(super) async fn combined<C: Command>(
+        &self,
+        ctx: &CommandContext,
+        command: &C,
+        stream: &str,
+    ) -> Turn<C::Output> {
+        let hot = self.hot(stream);
+        let (tx, mut rx) = oneshot::channel();
+        let job = job(ctx.clone(), command.clone(), stream.to_string(), tx);
+        lock(&hot.waiting).push(job);
+        loop {
+            tokio::select! {
+                biased;
+                answer = &mut rx => {
+                    return answer.unwrap_or(Turn::Again { lost_on: None, alone: true });
+                }
+                turn = hot.turn.clone().lock_owned() => {
+                    let jobs = {
+                        let mut waiting = lock(&hot.waiting);
+                        let take = waiting.len().min(MAX_BATCH);
+                        let rest = waiting.split_off(take);
+                        std::mem::replace(&mut *waiting, rest)
+                    };
+                    if !jobs.is_empty() {
+                        // On its own task: this caller may go away.
+                        tokio::spawn(run_batch(self.clone(), jobs, turn));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn run_batch(service: CommandService, jobs: Vec<Job>, turn: OwnedMutexGuard<()>) {
+    if let Some(m) = service.metrics() {
+        m.batches.observe(jobs.len() as f64);
+    }
+    let mut batch = Batch::new(service);
+    for job in jobs {
+        job(&mut batch).await;
+    }
+    batch.commit().await;
+    drop(turn);
+}
+
+/// What one command decided in a batch, as `run` would have answered it.
+enum Verdict<O> {
+    /// Answer once the batch is durable (or decide again if it is not).
+    AfterCommit {
+        outcome: Result<O, DomainError>,
+        revision: Option<u64>,
+        position: u64,
+    },
+    Now(Turn<O>),
+}
+
+fn job<C: Command>(
+    ctx: CommandContext,
+    command: C,
+    stream: String,
+    tx: oneshot::Sender<Turn<C::Output>>,
+) -> Job {
+    Box::new(move |batch: &mut Batch| {
+        Box::pin(async move {
+            let contended = BTreeSet::from([stream]);
+            let target = command.target();
+            let (verdict, decided) = {
+                let mut uow = UnitOfWork::new(&batch.service, &ctx, &target, &contended)
+                    .in_batch(&batch.overlay);
+                let verdict = decide(&command, &mut uow).await;
+                (verdict, uow.into_decided())
+            };
+            let again = |alone| Turn::Again {
+                lost_on: None,
+                alone,
+            };
+            match verdict {
+                Verdict::Now(turn) => {
+                    let _ = tx.send(turn);
+                }
+                Verdict::AfterCommit { .. } if !batch.accept(decided) => {
+                    let _ = tx.send(again(true));
+                }
+                Verdict::AfterCommit {
+                    outcome,
+                    revision,
+                    position,
+                } => batch.settle.push(Box::new(move |settled| {
+                    let turn = match settled {
+                        Settled::Durable(at) => Turn::Answer(
+                            outcome
+                                .map(|output| Committed {
+                                    output,
+                                    revision,
+                                    position: position.max(at),
+                                    replayed: false,
+                                })
+                                .map_err(CommandError::Domain),
+                        ),
+                        Settled::Lost(stream, expected) => Turn::Again {
+                            lost_on: Some((stream, expected)),
+                            alone: false,
+                        },
+                        Settled::Alone => again(true),
+                        Settled::Failed(e) => Turn::Answer(Err(e.into())),
+                    };
+                    let _ = tx.send(turn);
+                })),
+            }
+        })
+    })
+}
+
+/// Decides a command in a batch the way `run` decides an attempt alone
+/// (without `If-Match` or idempotency, which are never combined).
+async fn decide<C: Command>(command: &C, uow: &mut UnitOfWork<'_>) -> Verdict<C::Output> {
+    let outcome = match command.decide(uow).await {
+        Ok(output) => Ok(output),
+        Err(CommandError::Stale) => {
+            return Verdict::Now(Turn::Again {
+                lost_on: None,
+                alone: false,
+            });
+        }
+        Err(CommandError::Domain(refusal)) => {
+            // Refused on staged state: it stands if the batch does. Refused
+            // on a stale copy: decide again.
+            if !uow.refuses_after_commit() {
+                uow.discard();
+            }
+            Err(refusal)
+        }
+        Err(other) => return Verdict::Now(Turn::Answer(Err(other))),
+    };
+    // Nothing to write (a refusal, or nothing to do): answer only on state
+    // proven current, as alone.
+    if uow.writes.iter().all(|w| w.events.is_empty()) {
+        match uow.ensure_fresh().await {
+            Ok(()) => {}
+            Err(CommandError::Stale) => {
+                return Verdict::Now(Turn::Again {
+                    lost_on: None,
+                    alone: false,
+                });
+            }
+            Err(other) => return Verdict::Now(Turn::Answer(Err(other))),
+        }
+    }
+    Verdict::AfterCommit {
+        outcome,
+        revision: uow.target_revision_after(),
+        position: uow.position(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shopstream_infra::event_store::{Metadata, NewEvent};
+
+    use super::*;
+
+    fn write(stream: &str, expected: ExpectedRevision, events: usize) -> StreamWrite {
+        StreamWrite {
+            stream: stream.into(),
+            expected,
+            events: (0..events)
+                .map(|i| NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: format!("E{i}"),
+                    schema_version: 1,
+                    data: b"{}".to_vec(),
+                    metadata: Metadata::default(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn commands_deciding_one_after_another_merge_into_one_write_per_stream() {
+        let mut merged = Merged::default();
+        // The first checkout: its cart, a new order, the SKU at 7.
+        assert!(merged.chain(vec![
+            write("cart-a", ExpectedRevision::Exact(2), 1),
+            write("order-a", ExpectedRevision::NoStream, 1),
+            write("inventory-HOT", ExpectedRevision::Exact(7), 1),
+        ]));
+        // The second decided on the SKU as the first left it.
+        assert!(merged.chain(vec![
+            write("cart-b", ExpectedRevision::Exact(0), 1),
+            write("inventory-HOT", ExpectedRevision::Exact(8), 2),
+        ]));
+        // An empty write only checks, where the batch leaves the stream.
+        assert!(merged.chain(vec![write("inventory-HOT", ExpectedRevision::Exact(10), 0)]));
+        let streams: Vec<_> = merged
+            .writes
+            .iter()
+            .map(|w| (w.stream.as_str(), w.expected, w.events.len()))
+            .collect();
+        assert_eq!(
+            streams,
+            [
+                ("cart-a", ExpectedRevision::Exact(2), 1),
+                ("order-a", ExpectedRevision::NoStream, 1),
+                ("inventory-HOT", ExpectedRevision::Exact(7), 3),
+                ("cart-b", ExpectedRevision::Exact(0), 1),
+            ]
+        );
+        assert!(!merged.is_empty());
+    }
+
+    #[test]
+    fn a_command_that_does_not_chain_is_left_out_whole() {
+        let mut merged = Merged::default();
+        assert!(merged.chain(vec![write("inventory-HOT", ExpectedRevision::Exact(7), 1)]));
+        // Decided on the SKU as durable, not as the batch leaves it: its
+        // cart must not go in without it.
+        assert!(!merged.chain(vec![
+            write("cart-c", ExpectedRevision::Exact(0), 1),
+            write("inventory-HOT", ExpectedRevision::Exact(7), 1),
+        ]));
+        // Expectations the batch cannot chain are never combined.
+        assert!(!merged.chain(vec![write("x", ExpectedRevision::Any, 1)]));
+        assert_eq!(merged.writes.len(), 1);
+        assert_eq!(merged.writes[0].events.len(), 1);
+        assert_eq!(merged.heads["inventory-HOT"], Some(8));
+    }
+
+    #[test]
+    fn a_batch_of_checks_only_writes_nothing() {
+        let mut merged = Merged::default();
+        assert!(merged.chain(vec![write("cart-a", ExpectedRevision::Exact(2), 0)]));
+        assert!(merged.is_empty());
+    }
+}

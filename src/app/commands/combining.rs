@@ -29,7 +29,9 @@
 //!   so one bad command never fails the others.
 //!
 //! The batch runs on its own task, holding the turn: a caller that goes
-//! away (a client disconnecting) abandons no other command.
+//! away (a client disconnecting) abandons no other command. A command whose
+//! caller went away before the batch reached it is skipped, so it is never
+//! carried out later than anyone waits for it.
 
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
@@ -319,6 +321,11 @@ fn job<C: Command>(
 ) -> Job {
     Box::new(move |batch: &mut Batch| {
         Box::pin(async move {
+            // Its caller went away before the turn came: the request is not
+            // carried out at some later moment nobody waits for.
+            if tx.is_closed() {
+                return;
+            }
             let contended = BTreeSet::from([stream]);
             let target = command.target();
             let (verdict, decided) = {

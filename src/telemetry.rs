@@ -33,8 +33,13 @@ pub fn init(settings: &LogSettings) {
                     .with_writer(std::io::stderr),
             )
             .try_init(),
+        // Colours only for a terminal: a log file or a pipe gets plain text.
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
 }
@@ -371,18 +376,16 @@ pub async fn http_metrics(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let metrics = req.app_data::<actix_web::web::Data<Metrics>>().cloned();
     let method = method_label(req.method());
     let response = next.call(req).await?;
-    if let Some(metrics) = metrics {
-        let route = response
-            .request()
+    let request = response.request();
+    if let Some(metrics) = request.app_data::<actix_web::web::Data<Metrics>>() {
+        let route = request
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
-        let status = response.status().as_u16().to_string();
         metrics
             .http_requests
-            .with_label_values(&[method, &route, &status])
+            .with_label_values(&[method, &route, response.status().as_str()])
             .inc();
         metrics
             .http_seconds

@@ -3,12 +3,16 @@
 //! problem+json body on every error answered outside the handlers (CORS
 //! refusals, extractors actix-web runs itself).
 
-use actix_cors::Cors;
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::future::{Ready, ready};
+use std::rc::Rc;
+
+use actix_cors::{Cors, CorsMiddleware};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError};
+use futures::future::LocalBoxFuture;
 
 use super::problem::ApiError;
 
@@ -53,7 +57,14 @@ pub fn valid_origin(origin: &str) -> bool {
 
 /// CORS for these origins (checked with [`valid_origin`]; `*`: any). With
 /// none, cross-origin browsers get no CORS headers and so no answers.
-pub fn cors(origins: &[String]) -> Cors {
+/// Only requests that carry `Origin` (every cross-origin request and
+/// preflight a browser makes does) go through it: other clients' answers
+/// carry just `Vary: Origin`, not a dozen CORS headers each.
+pub fn cors(origins: &[String]) -> BrowserCors {
+    BrowserCors(cors_for(origins))
+}
+
+fn cors_for(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers(REQUEST_HEADERS)
@@ -68,6 +79,84 @@ pub fn cors(origins: &[String]) -> Cors {
         };
     }
     cors
+}
+
+/// [`Cors`] for requests with an `Origin`, nothing but `Vary: Origin` for
+/// the others.
+pub struct BrowserCors(Cors);
+
+/// The service [`BrowserCors`] puts in front of the next one.
+pub struct BrowserCorsMiddleware<S> {
+    next: Rc<S>,
+    cors: CorsMiddleware<Shared<S>>,
+}
+
+/// The next service, shared by the CORS path and the direct one.
+pub struct Shared<S>(Rc<S>);
+
+impl<S: Service<ServiceRequest>> Service<ServiceRequest> for Shared<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        self.0.call(req)
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for BrowserCors
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type InitError = ();
+    type Transform = BrowserCorsMiddleware<S>;
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        let next = Rc::new(service);
+        // `Cors` builds its middleware at once (its future is ready).
+        let cors = self.0.new_transform(Shared(next.clone())).into_inner();
+        ready(cors.map(|cors| BrowserCorsMiddleware { next, cors }))
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for BrowserCorsMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Error>>;
+
+    forward_ready!(next);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        if req.headers().contains_key(header::ORIGIN) {
+            return self.cors.call(req);
+        }
+        let answer = self.next.call(req);
+        Box::pin(async move {
+            let mut response = answer.await?;
+            // A cache must not hand this answer to a browser's request.
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("Origin"));
+            Ok(response.map_into_left_body())
+        })
+    }
 }
 
 /// `X-Content-Type-Options: nosniff` on every answer, and a problem+json

@@ -150,6 +150,25 @@ async fn browsers_may_call_from_the_configured_origins_only() {
             .is_some_and(|h| h.to_ascii_lowercase().contains("x-consistency-token")),
         "{simple:#?}"
     );
+    assert!(
+        simple.header("vary").is_some_and(|v| v.contains("Origin")),
+        "{simple:#?}"
+    );
+
+    // A client that is not a browser gets no CORS headers, only the Vary
+    // that keeps caches from serving its answer to a browser.
+    let plain = app.get("/v1/products", None).await.expect(200);
+    assert_eq!(
+        plain.header("access-control-expose-headers"),
+        None,
+        "{plain:#?}"
+    );
+    assert_eq!(
+        plain.header("access-control-allow-origin"),
+        None,
+        "{plain:#?}"
+    );
+    assert_eq!(plain.header("vary"), Some("Origin"), "{plain:#?}");
 }
 
 #[tokio::test]

@@ -158,7 +158,8 @@ impl CommandService {
         };
 
         // Streams this command lost a race on: read fresh from now on and,
-        // within this process, written one contender at a time.
+        // within this process, written in turns: a turn decides everything
+        // queued for it together (`combining`), or this command alone.
         let mut contended = BTreeSet::new();
         let mut last_conflict = Conflict::on(&target, None);
         // Whether contended attempts may join their stream's combining queue.

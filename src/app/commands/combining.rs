@@ -419,9 +419,112 @@ async fn decide<C: Command>(command: &C, uow: &mut UnitOfWork<'_>) -> Verdict<C:
 
 #[cfg(test)]
 mod tests {
-    use shopstream_infra::event_store::{Metadata, NewEvent};
+    use std::pin::pin;
 
+    use shopstream_domain::product::NewProduct;
+    use shopstream_domain::values::{
+        Category, Currency, Description, Money, Name, ProductId, Quantity, Sku, Tags,
+    };
+    use shopstream_infra::event_store::{Direction, Metadata, NewEvent};
+
+    use super::super::aggregates::AggregateCache;
+    use super::super::catalogue::CreateProduct;
+    use super::super::inventory::ReceiveStock;
+    use super::super::{Actor, RetryPolicy};
     use super::*;
+
+    /// A service on a fresh embedded store, with a product listed under
+    /// `sku`; the stores live as long as the returned guard.
+    async fn shop(sku: &str) -> (CommandService, shopstream_testkit::harness::Stores) {
+        let stores = shopstream_testkit::harness::Stores::new();
+        let service = CommandService::new(
+            AggregateCache::new(stores.events.clone(), 100),
+            RetryPolicy::default(),
+        );
+        let ctx = CommandContext::new(Actor::System, "test");
+        let euros = Currency::parse("EUR").unwrap();
+        let product = CreateProduct(NewProduct {
+            product_id: ProductId(uuid::Uuid::now_v7()),
+            sku: Sku::parse(sku).unwrap(),
+            name: Name::parse("Kettle").unwrap(),
+            description: Description::parse("Boils water.").unwrap(),
+            price: Money::new(2500, euros).unwrap(),
+            category: Category::parse("kitchen").unwrap(),
+            tags: Tags::parse(&["kitchen"]).unwrap(),
+            at: ctx.now,
+        });
+        service.execute(&ctx, &product).await.expect("listed");
+        (service, stores)
+    }
+
+    fn receive(sku: &str, quantity: u32) -> ReceiveStock {
+        ReceiveStock {
+            sku: Sku::parse(sku).unwrap(),
+            quantity: Quantity::new(quantity).unwrap(),
+        }
+    }
+
+    async fn stream_events(service: &CommandService, stream: &str) -> Vec<(u64, u64)> {
+        let events = service
+            .aggregates()
+            .store()
+            .read_stream(stream, None, Direction::Forward, 100)
+            .await
+            .unwrap();
+        events.iter().map(|e| (e.revision, e.position)).collect()
+    }
+
+    #[tokio::test]
+    async fn the_commands_queued_for_a_turn_are_decided_in_order_and_appended_once() {
+        let (service, _stores) = shop("KETTLE-1").await;
+        let ctx = CommandContext::new(Actor::System, "test");
+        let (first, second) = (receive("KETTLE-1", 3), receive("KETTLE-1", 4));
+        let stream = first.target();
+        // The turn is taken: both commands queue for it.
+        let turn = service.hot(&stream).turn.clone().lock_owned().await;
+        let mut a = pin!(service.combined(&ctx, &first, &stream));
+        let mut b = pin!(service.combined(&ctx, &second, &stream));
+        assert!(futures::poll!(a.as_mut()).is_pending());
+        assert!(futures::poll!(b.as_mut()).is_pending());
+        drop(turn);
+        let (a, b) = futures::join!(a, b);
+        let (Turn::Answer(Ok(a)), Turn::Answer(Ok(b))) = (a, b) else {
+            panic!("both are carried out");
+        };
+        // The second decided on the stock the first left.
+        assert_eq!((a.output.on_hand, b.output.on_hand), (3, 7));
+        assert_eq!((a.revision, b.revision), (Some(0), Some(1)));
+        let events = stream_events(&service, &stream).await;
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            events[1].1 - events[0].1,
+            1,
+            "one append: consecutive positions {events:?}"
+        );
+        assert_eq!(a.position, b.position, "answered with the same append");
+    }
+
+    #[tokio::test]
+    async fn a_command_whose_caller_left_before_its_turn_is_not_carried_out() {
+        let (service, _stores) = shop("KETTLE-2").await;
+        let ctx = CommandContext::new(Actor::System, "test");
+        let (abandoned, kept) = (receive("KETTLE-2", 3), receive("KETTLE-2", 4));
+        let stream = abandoned.target();
+        let turn = service.hot(&stream).turn.clone().lock_owned().await;
+        {
+            let mut gone = pin!(service.combined(&ctx, &abandoned, &stream));
+            assert!(futures::poll!(gone.as_mut()).is_pending(), "queued");
+        }
+        drop(turn);
+        let Turn::Answer(Ok(done)) = service.combined(&ctx, &kept, &stream).await else {
+            panic!("the caller still waiting is answered");
+        };
+        assert_eq!(
+            done.output.on_hand, 4,
+            "the abandoned receipt never happened"
+        );
+        assert_eq!(stream_events(&service, &stream).await.len(), 1);
+    }
 
     fn write(stream: &str, expected: ExpectedRevision, events: usize) -> StreamWrite {
         StreamWrite {

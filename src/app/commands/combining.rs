@@ -53,7 +53,23 @@ const MAX_BATCH: usize = 256;
 #[derive(Default)]
 pub(super) struct Hot {
     pub turn: Arc<tokio::sync::Mutex<()>>,
-    waiting: Mutex<Vec<Job>>,
+    /// Queued commands, each under the number its caller withdraws it by.
+    waiting: Mutex<Vec<(u64, Job)>>,
+    numbers: std::sync::atomic::AtomicU64,
+}
+
+/// A caller's place in a queue: withdrawn when the caller goes away before
+/// a batch took its command, so an abandoned request neither runs later nor
+/// keeps the stream looking busy.
+struct Place<'h> {
+    hot: &'h Hot,
+    number: u64,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        lock(&self.hot.waiting).retain(|(n, _)| *n != self.number);
+    }
 }
 
 impl Hot {
@@ -262,7 +278,11 @@ impl CommandService {
         let hot = self.hot(stream);
         let (tx, mut rx) = oneshot::channel();
         let job = job(ctx.clone(), command.clone(), stream.to_string(), tx);
-        lock(&hot.waiting).push(job);
+        let number = hot
+            .numbers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&hot.waiting).push((number, job));
+        let _place = Place { hot: &hot, number };
         loop {
             tokio::select! {
                 biased;
@@ -274,7 +294,8 @@ impl CommandService {
                         let mut waiting = lock(&hot.waiting);
                         let take = waiting.len().min(MAX_BATCH);
                         let rest = waiting.split_off(take);
-                        std::mem::replace(&mut *waiting, rest)
+                        let taken = std::mem::replace(&mut *waiting, rest);
+                        taken.into_iter().map(|(_, job)| job).collect::<Vec<_>>()
                     };
                     if !jobs.is_empty() {
                         // On its own task: this caller may go away.
@@ -342,34 +363,41 @@ fn job<C: Command>(
                 Verdict::Now(turn) => {
                     let _ = tx.send(turn);
                 }
-                Verdict::AfterCommit { .. } if !batch.accept(decided) => {
-                    let _ = tx.send(again(true));
-                }
                 Verdict::AfterCommit {
                     outcome,
                     revision,
                     position,
-                } => batch.settle.push(Box::new(move |settled| {
-                    let turn = match settled {
-                        Settled::Durable(at) => Turn::Answer(
-                            outcome
-                                .map(|output| Committed {
-                                    output,
-                                    revision,
-                                    position: position.max(at),
-                                    replayed: false,
-                                })
-                                .map_err(CommandError::Domain),
-                        ),
-                        Settled::Lost(stream, expected) => Turn::Again {
-                            lost_on: Some((stream, expected)),
-                            alone: false,
-                        },
-                        Settled::Alone => again(true),
-                        Settled::Failed(e) => Turn::Answer(Err(e.into())),
-                    };
-                    let _ = tx.send(turn);
-                })),
+                } => {
+                    // The streams this command writes: a batch lost on
+                    // another's stream is not this command's race.
+                    let written: Vec<String> =
+                        decided.writes.iter().map(|w| w.stream.clone()).collect();
+                    if !batch.accept(decided) {
+                        let _ = tx.send(again(true));
+                        return;
+                    }
+                    batch.settle.push(Box::new(move |settled| {
+                        let turn = match settled {
+                            Settled::Durable(at) => Turn::Answer(
+                                outcome
+                                    .map(|output| Committed {
+                                        output,
+                                        revision,
+                                        position: position.max(at),
+                                        replayed: false,
+                                    })
+                                    .map_err(CommandError::Domain),
+                            ),
+                            Settled::Lost(stream, expected) => Turn::Again {
+                                lost_on: written.contains(&stream).then_some((stream, expected)),
+                                alone: false,
+                            },
+                            Settled::Alone => again(true),
+                            Settled::Failed(e) => Turn::Answer(Err(e.into())),
+                        };
+                        let _ = tx.send(turn);
+                    }));
+                }
             }
         })
     })

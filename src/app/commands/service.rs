@@ -236,7 +236,10 @@ impl CommandService {
             }
             // A stream with commands queued for its turn: join them rather
             // than race their combined append (and make it fail for all).
+            // Only before any turn is taken: a command holding turns (alone,
+            // on several streams) would see its own.
             if combine
+                && contended.is_empty()
                 && ctx.if_match.is_none()
                 && idempotency.is_none()
                 && let Some(queued) = uow

@@ -460,6 +460,7 @@ mod tests {
     use super::super::inventory::ReceiveStock;
     use super::super::{Actor, RetryPolicy};
     use super::*;
+    use shopstream_domain::inventory::{Inventory, InventoryCommand};
 
     /// A service on a fresh embedded store, with a product listed under
     /// `sku`; the stores live as long as the returned guard.
@@ -552,6 +553,99 @@ mod tests {
             "the abandoned receipt never happened"
         );
         assert_eq!(stream_events(&service, &stream).await.len(), 1);
+    }
+
+    /// Polls `sent` until its command waits in `hot`'s queue; it must not
+    /// finish before (it would have been carried out without its turn).
+    async fn until_queued<F: std::future::Future>(hot: &Hot, mut sent: std::pin::Pin<&mut F>) {
+        let queued = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while lock(&hot.waiting).is_empty() {
+                assert!(
+                    futures::poll!(sent.as_mut()).is_pending(),
+                    "carried out without its turn"
+                );
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(queued.is_ok(), "never queued");
+    }
+
+    #[tokio::test]
+    async fn a_command_arriving_while_a_stream_is_queued_joins_the_queue_instead_of_racing() {
+        let (service, _stores) = shop("KETTLE-3").await;
+        let ctx = CommandContext::new(Actor::System, "test");
+        let arriving = receive("KETTLE-3", 2);
+        let stream = arriving.target();
+        let turn = service.hot(&stream).turn.clone().lock_owned().await;
+        let mut sent = pin!(service.execute(&ctx, &arriving));
+        // It decides, finds the stream's turn taken and queues for it
+        // (alone, it would have appended by now).
+        until_queued(&service.hot(&stream), sent.as_mut()).await;
+        assert!(stream_events(&service, &stream).await.is_empty());
+        drop(turn);
+        let done = sent.await.expect("carried out in its turn");
+        assert_eq!(done.output.on_hand, 2);
+        assert_eq!(stream_events(&service, &stream).await.len(), 1);
+    }
+
+    /// Stock received for several SKUs at once (one append over their
+    /// streams), with no product check: a command written on two streams.
+    #[derive(Debug, Clone)]
+    struct ReceiveAll(Vec<Sku>, u32);
+
+    impl Command for ReceiveAll {
+        type Output = Vec<u64>;
+        const NAME: &'static str = "receive_all";
+
+        fn target(&self) -> String {
+            shopstream_domain::stream_name::<Inventory>(&self.0[0])
+        }
+
+        async fn decide(&self, uow: &mut UnitOfWork<'_>) -> Result<Vec<u64>, CommandError> {
+            let mut on_hand = Vec::new();
+            for sku in &self.0 {
+                let inventory = uow.load::<Inventory>(sku).await?;
+                let events = inventory.state.decide(&InventoryCommand::Receive {
+                    sku: sku.clone(),
+                    quantity: Quantity::new(self.1).unwrap(),
+                    at: uow.now(),
+                })?;
+                on_hand.push(uow.stage(&inventory, events).on_hand);
+            }
+            Ok(on_hand)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_sent_back_with_two_contended_streams_takes_both_turns_and_commits() {
+        let (service, stores) = shop("KETTLE-4").await;
+        let ctx = CommandContext::new(Actor::System, "test");
+        let (x, y) = (Sku::parse("X-1").unwrap(), Sku::parse("Y-1").unwrap());
+        // This node has Y cached at its first receipt.
+        service
+            .execute(&ctx, &ReceiveAll(vec![y.clone()], 1))
+            .await
+            .unwrap();
+        let both = ReceiveAll(vec![x.clone(), y.clone()], 2);
+        let x_stream = both.target();
+        let turn = service.hot(&x_stream).turn.clone().lock_owned().await;
+        let mut sent = pin!(service.execute(&ctx, &both));
+        until_queued(&service.hot(&x_stream), sent.as_mut()).await;
+        // Another node receives Y meanwhile: this node's copy is stale, so
+        // the batch loses on Y and the command comes back contended on X
+        // and Y, to take both turns alone.
+        let elsewhere = CommandService::new(
+            AggregateCache::new(stores.events.clone(), 100),
+            RetryPolicy::default(),
+        );
+        elsewhere
+            .execute(&ctx, &ReceiveAll(vec![y.clone()], 5))
+            .await
+            .unwrap();
+        drop(turn);
+        let done = sent.await.expect("carried out, not refused 409");
+        assert_eq!(done.output, [2, 8]);
     }
 
     fn write(stream: &str, expected: ExpectedRevision, events: usize) -> StreamWrite {

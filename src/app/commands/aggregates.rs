@@ -24,14 +24,20 @@ pub struct Snapshot<A> {
     pub position: u64,
 }
 
+/// A stream's revision once `events` more are appended to it at
+/// `revision` (None: no stream yet).
+pub fn revision_after(revision: Option<u64>, events: usize) -> Option<u64> {
+    match (revision, events as u64) {
+        (r, 0) => r,
+        (None, n) => Some(n - 1),
+        (Some(r), n) => Some(r + n),
+    }
+}
+
 impl<A> Snapshot<A> {
     /// The stream's revision once `events` more are appended to it.
     pub fn revision_after(&self, events: usize) -> Option<u64> {
-        match (self.revision, events as u64) {
-            (r, 0) => r,
-            (None, n) => Some(n - 1),
-            (Some(r), n) => Some(r + n),
-        }
+        revision_after(self.revision, events)
     }
 }
 

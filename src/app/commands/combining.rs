@@ -42,7 +42,7 @@ use shopstream_domain::{Aggregate, DomainError};
 use shopstream_infra::event_store::{AppendError, ExpectedRevision, StoreError, StreamWrite};
 use tokio::sync::{OwnedMutexGuard, oneshot};
 
-use super::aggregates::Snapshot;
+use super::aggregates::{Snapshot, revision_after};
 use super::unit_of_work::{CacheUpdate, Decided, Staged};
 use super::{Command, CommandContext, CommandError, CommandService, Committed, UnitOfWork};
 
@@ -122,6 +122,17 @@ pub(super) enum Turn<O> {
     },
 }
 
+impl<O> Turn<O> {
+    /// Decide again, not having lost a race of one's own (alone: outside
+    /// any batch).
+    fn again(alone: bool) -> Self {
+        Turn::Again {
+            lost_on: None,
+            alone,
+        }
+    }
+}
+
 /// A command waiting in a queue, erased to what the batch needs: decide on
 /// the batch, and later hear how its append went.
 type Job = Box<dyn for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, ()> + Send>;
@@ -172,12 +183,10 @@ impl Merged {
             if head != expected {
                 return false;
             }
-            let after = match (head, write.events.len() as u64) {
-                (h, 0) => h,
-                (None, n) => Some(n - 1),
-                (Some(r), n) => Some(r + n),
-            };
-            heads.insert(write.stream.clone(), after);
+            heads.insert(
+                write.stream.clone(),
+                revision_after(head, write.events.len()),
+            );
         }
         for write in writes {
             match self.writes.iter_mut().find(|w| w.stream == write.stream) {
@@ -287,15 +296,13 @@ impl CommandService {
             tokio::select! {
                 biased;
                 answer = &mut rx => {
-                    return answer.unwrap_or(Turn::Again { lost_on: None, alone: true });
+                    return answer.unwrap_or(Turn::again(true));
                 }
                 turn = hot.turn.clone().lock_owned() => {
-                    let jobs = {
+                    let jobs: Vec<Job> = {
                         let mut waiting = lock(&hot.waiting);
                         let take = waiting.len().min(MAX_BATCH);
-                        let rest = waiting.split_off(take);
-                        let taken = std::mem::replace(&mut *waiting, rest);
-                        taken.into_iter().map(|(_, job)| job).collect::<Vec<_>>()
+                        waiting.drain(..take).map(|(_, job)| job).collect()
                     };
                     if !jobs.is_empty() {
                         // On its own task: this caller may go away.
@@ -355,10 +362,6 @@ fn job<C: Command>(
                 let verdict = decide(&command, &mut uow).await;
                 (verdict, uow.into_decided())
             };
-            let again = |alone| Turn::Again {
-                lost_on: None,
-                alone,
-            };
             match verdict {
                 Verdict::Now(turn) => {
                     let _ = tx.send(turn);
@@ -373,7 +376,7 @@ fn job<C: Command>(
                     let written: Vec<String> =
                         decided.writes.iter().map(|w| w.stream.clone()).collect();
                     if !batch.accept(decided) {
-                        let _ = tx.send(again(true));
+                        let _ = tx.send(Turn::again(true));
                         return;
                     }
                     batch.settle.push(Box::new(move |settled| {
@@ -392,7 +395,7 @@ fn job<C: Command>(
                                 lost_on: written.contains(&stream).then_some((stream, expected)),
                                 alone: false,
                             },
-                            Settled::Alone => again(true),
+                            Settled::Alone => Turn::again(true),
                             Settled::Failed(e) => Turn::Answer(Err(e.into())),
                         };
                         let _ = tx.send(turn);
@@ -408,12 +411,7 @@ fn job<C: Command>(
 async fn decide<C: Command>(command: &C, uow: &mut UnitOfWork<'_>) -> Verdict<C::Output> {
     let outcome = match command.decide(uow).await {
         Ok(output) => Ok(output),
-        Err(CommandError::Stale) => {
-            return Verdict::Now(Turn::Again {
-                lost_on: None,
-                alone: false,
-            });
-        }
+        Err(CommandError::Stale) => return Verdict::Now(Turn::again(false)),
         Err(CommandError::Domain(refusal)) => {
             // Refused on staged state: it stands if the batch does. Refused
             // on a stale copy: decide again.
@@ -429,12 +427,7 @@ async fn decide<C: Command>(command: &C, uow: &mut UnitOfWork<'_>) -> Verdict<C:
     if uow.writes.iter().all(|w| w.events.is_empty()) {
         match uow.ensure_fresh().await {
             Ok(()) => {}
-            Err(CommandError::Stale) => {
-                return Verdict::Now(Turn::Again {
-                    lost_on: None,
-                    alone: false,
-                });
-            }
+            Err(CommandError::Stale) => return Verdict::Now(Turn::again(false)),
             Err(other) => return Verdict::Now(Turn::Answer(Err(other))),
         }
     }

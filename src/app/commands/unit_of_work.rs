@@ -187,20 +187,20 @@ impl<'s> UnitOfWork<'s> {
         &mut self,
         id: impl Display,
     ) -> Result<Snapshot<A>, CommandError> {
-        let stream = stream_name::<A>(&id);
         let snapshot = match self.overlay {
             None => self.service.aggregates().load_fresh::<A>(id).await?,
-            Some(overlay) => match overlay.get::<A>(&stream) {
-                Some((staged, _)) => staged,
-                None => match overlay.consulted::<A>(&stream) {
-                    Some(consulted) => consulted,
+            Some(overlay) => {
+                let stream = stream_name::<A>(&id);
+                let seen = overlay.get::<A>(&stream).map(|(staged, _)| staged);
+                match seen.or_else(|| overlay.consulted::<A>(&stream)) {
+                    Some(snapshot) => snapshot,
                     None => {
                         let fresh = self.service.aggregates().load_fresh::<A>(id).await?;
                         overlay.consult(&fresh);
                         fresh
                     }
-                },
-            },
+                }
+            }
         };
         self.position = self.position.max(snapshot.position);
         Ok(snapshot)

@@ -86,8 +86,7 @@ impl Suite {
             ))
         };
         let before = counters(api.clone()).await?;
-        let (mut latencies, mut sold, mut oversold, mut refused, mut failed) =
-            (Vec::new(), 0u64, 0i64, 0u64, 0u64);
+        let (mut run, mut oversold) = (Checkouts::default(), 0i64);
         for round in 0..self.plan.hot_rounds {
             let sku = format!(
                 "HOT-{round}-{}",
@@ -106,44 +105,24 @@ impl Suite {
                     timed_checkout(&api, token, cart).await
                 }
             });
-            let mut consistency = Vec::new();
+            let earlier = run.tokens.len();
             for (took, answer) in futures::future::join_all(checkouts).await {
-                latencies.push(took);
-                match answer? {
-                    (201, token, _) => {
-                        sold += 1;
-                        consistency.extend(token);
-                    }
-                    (409, _, body) if body["code"] == "insufficient_stock" => refused += 1,
-                    (status, _, body) => {
-                        failed += 1;
-                        tracing::warn!(status, %body, "checkout failed");
-                    }
-                }
+                run.record(took, answer?);
             }
-            // The inventory as the read model has it once it reflects every
-            // successful checkout.
-            let mut inventory = Value::Null;
-            for token in &consistency {
-                let request = api
-                    .client()
-                    .get(api.url(&format!("/v1/inventory/{sku}")))
-                    .header("X-Consistency-Token", token);
-                inventory = request.send().await?.json().await?;
-            }
+            let inventory = inventory_after(&api, &sku, &run.tokens[earlier..]).await?;
             let reserved = inventory["reserved"].as_i64().unwrap_or(0);
             let on_hand = inventory["on_hand"].as_i64().unwrap_or(i64::from(STOCK));
             oversold += (reserved - on_hand).max(0);
         }
-        oversold += (sold as i64 - (self.plan.hot_rounds as i64 * i64::from(STOCK))).max(0);
+        oversold += (run.accepted as i64 - (self.plan.hot_rounds as i64 * i64::from(STOCK))).max(0);
         let after = counters(api.clone()).await?;
         let attempts = (SHOPPERS * self.plan.hot_rounds) as f64;
         let batches = after.2 - before.2;
-        latencies.sort_by(f64::total_cmp);
+        run.latencies_ms.sort_by(f64::total_cmp);
         Ok(HotRounds {
-            sold,
-            refused,
-            failed,
+            sold: run.accepted,
+            refused: run.refused,
+            failed: run.failed,
             oversold,
             retries: (after.0 - before.0) / attempts,
             batch: if batches > 0.0 {
@@ -151,9 +130,9 @@ impl Suite {
             } else {
                 0.0
             },
-            p50_ms: percentile(&latencies, 0.5),
-            p99_ms: percentile(&latencies, 0.99),
-            latencies_ms: latencies,
+            p50_ms: run.percentile(0.5),
+            p99_ms: run.percentile(0.99),
+            latencies_ms: run.latencies_ms,
         })
     }
 
@@ -181,16 +160,7 @@ impl Suite {
         }
         let apart = checkouts(&api, &tokens, &own, carts).await?;
         let hot_run = checkouts(&api, &tokens, &vec![hot.clone(); SHOPPERS], carts).await?;
-        // The inventory as the read model has it once it reflects every
-        // accepted checkout (each token waited for in turn).
-        let mut inventory = Value::Null;
-        for token in &hot_run.tokens {
-            let request = api
-                .client()
-                .get(api.url(&format!("/v1/inventory/{}", hot.1)))
-                .header("X-Consistency-Token", token);
-            inventory = request.send().await?.json().await?;
-        }
+        let inventory = inventory_after(&api, &hot.1, &hot_run.tokens).await?;
         let reserved = inventory["reserved"].as_i64().unwrap_or(0);
         let oversold = (reserved - inventory["on_hand"].as_i64().unwrap_or(0)).max(0)
             + (hot_run.accepted as i64 - i64::from(stock)).max(0);
@@ -476,8 +446,22 @@ async fn timed_checkout(
     (sent.elapsed().as_secs_f64() * 1000.0, answer)
 }
 
+/// A SKU's inventory as the read model has it once it reflects every
+/// checkout whose consistency token is given (each waited for in turn).
+async fn inventory_after(api: &Api, sku: &str, tokens: &[String]) -> anyhow::Result<Value> {
+    let mut inventory = Value::Null;
+    for token in tokens {
+        let request = api
+            .client()
+            .get(api.url(&format!("/v1/inventory/{sku}")))
+            .header("X-Consistency-Token", token);
+        inventory = request.send().await?.json().await?;
+    }
+    Ok(inventory)
+}
+
 /// What a timed run of checkouts did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct Checkouts {
     seconds: f64,
     accepted: u64,
@@ -496,6 +480,23 @@ impl Checkouts {
 
     fn percentile(&self, p: f64) -> f64 {
         percentile(&self.latencies_ms, p)
+    }
+
+    /// Counts one answer: accepted (201, its token kept), refused for
+    /// want of stock, or failed.
+    fn record(&mut self, took_ms: f64, (status, token, body): (u16, Option<String>, Value)) {
+        self.latencies_ms.push(took_ms);
+        match status {
+            201 => {
+                self.accepted += 1;
+                self.tokens.extend(token);
+            }
+            409 if body["code"] == "insufficient_stock" => self.refused += 1,
+            _ => {
+                self.failed += 1;
+                tracing::warn!(status, %body, "checkout failed");
+            }
+        }
     }
 }
 
@@ -532,25 +533,10 @@ async fn checkouts(
     let seconds = started.elapsed().as_secs_f64();
     let mut run = Checkouts {
         seconds,
-        accepted: 0,
-        refused: 0,
-        failed: 0,
-        latencies_ms: Vec::new(),
-        tokens: Vec::new(),
+        ..Checkouts::default()
     };
-    for (took, (status, token, body)) in runs.into_iter().flatten() {
-        run.latencies_ms.push(took);
-        match status {
-            201 => {
-                run.accepted += 1;
-                run.tokens.extend(token);
-            }
-            409 if body["code"] == "insufficient_stock" => run.refused += 1,
-            _ => {
-                run.failed += 1;
-                tracing::warn!(status, %body, "checkout failed");
-            }
-        }
+    for (took, answer) in runs.into_iter().flatten() {
+        run.record(took, answer);
     }
     run.latencies_ms.sort_by(f64::total_cmp);
     Ok(run)

@@ -332,6 +332,28 @@ pub async fn oha(
     rate: Option<u32>,
     seconds: f64,
 ) -> anyhow::Result<Run> {
+    oha_over(&[url], connections, rate, seconds).await
+}
+
+/// [`oha`] over every URL in a file, one per line, each request to a line
+/// drawn at random (uniformly: a line written k times is drawn k times as
+/// often).
+pub async fn oha_urls(
+    urls: &Path,
+    connections: usize,
+    rate: Option<u32>,
+    seconds: f64,
+) -> anyhow::Result<Run> {
+    let file = urls.display().to_string();
+    oha_over(&["--urls-from-file", &file], connections, rate, seconds).await
+}
+
+async fn oha_over(
+    target: &[&str],
+    connections: usize,
+    rate: Option<u32>,
+    seconds: f64,
+) -> anyhow::Result<Run> {
     let mut cmd = Command::new("oha");
     cmd.args(["--no-tui", "--output-format", "json"])
         .arg("-z")
@@ -343,7 +365,7 @@ pub async fn oha(
             .arg(rate.to_string())
             .arg("--latency-correction");
     }
-    cmd.arg(url);
+    cmd.args(target);
     let output = run_tool(cmd, "oha").await?;
     let report: Value = serde_json::from_slice(&output)
         .with_context(|| format!("oha printed no JSON report: {}", lossy(&output)))?;

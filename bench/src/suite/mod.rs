@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::load::{self, Api, Run, Server, VirtualUsers, oha};
+use crate::load::{self, Api, Run, Server, VirtualUsers, oha, oha_urls};
 use crate::seed;
 
 mod operations;
@@ -78,6 +78,7 @@ pub enum Scenario {
     Mixed,
     Stress,
     Spike,
+    CatalogueSize,
     HotSku,
     HotSkuAmple,
     Appends,
@@ -89,7 +90,7 @@ pub enum Scenario {
     Soak,
 }
 
-const ALL: [Scenario; 15] = [
+const ALL: [Scenario; 16] = [
     Scenario::Appends,
     Scenario::Postgres,
     Scenario::Lag,
@@ -102,6 +103,7 @@ const ALL: [Scenario; 15] = [
     Scenario::Mixed,
     Scenario::Stress,
     Scenario::Spike,
+    Scenario::CatalogueSize,
     Scenario::HotSku,
     Scenario::HotSkuAmple,
     Scenario::Soak,
@@ -116,6 +118,7 @@ impl Scenario {
             Self::Mixed => "mixed",
             Self::Stress => "stress",
             Self::Spike => "spike",
+            Self::CatalogueSize => "catalogue-size",
             Self::HotSku => "hot-sku",
             Self::HotSkuAmple => "hot-sku-ample",
             Self::Appends => "appends",
@@ -148,6 +151,10 @@ struct Plan {
     ample_carts: usize,
     /// Rounds of the limiter's on/off comparison in the ceiling scenario.
     limiter_rounds: usize,
+    /// Catalogue sizes of the catalogue-size scenario, smallest first.
+    catalogue_sizes: Vec<usize>,
+    /// Its open-loop rate of product pages, requests/s.
+    catalogue_rate: u32,
     append_seconds: f64,
     lag_commands: usize,
     soak_segments: u64,
@@ -172,6 +179,8 @@ impl Plan {
                 hot_rounds: 1,
                 ample_carts: 2,
                 limiter_rounds: 1,
+                catalogue_sizes: vec![100, 300],
+                catalogue_rate: 500,
                 append_seconds: 0.5,
                 lag_commands: 200,
                 soak_segments: 2,
@@ -193,6 +202,8 @@ impl Plan {
                 hot_rounds: 20,
                 ample_carts: 100,
                 limiter_rounds: 4,
+                catalogue_sizes: vec![10_000, 100_000, 1_000_000],
+                catalogue_rate: 10_000,
                 append_seconds: 5.0,
                 lag_commands: 8000,
                 soak_segments: args.soak_minutes.max(1),
@@ -375,26 +386,51 @@ fn machine() -> String {
 /// Seeds the data set once; later runs with the same plan reuse it.
 async fn seed_once(plan: &Plan, data: &Path) -> anyhow::Result<(PathBuf, u64)> {
     let dir = data.join(if plan.smoke { "smoke" } else { "full" });
+    let set = seed_set(&dir, plan.products, plan.customers, plan.orders).await?;
+    Ok((set.dir, set.events))
+}
+
+/// A seeded data set under `<dir>/seeded`, read models built.
+struct SeededSet {
+    dir: PathBuf,
+    events: u64,
+    /// How long seeding and the first build of the read models took.
+    seconds: f64,
+}
+
+/// Seeds `<dir>/seeded` with the real write path and builds its read
+/// models once, so every copy starts caught up; a set seeded earlier with
+/// the same sizes is reused.
+async fn seed_set(
+    dir: &Path,
+    products: usize,
+    customers: usize,
+    orders: usize,
+) -> anyhow::Result<SeededSet> {
     let seeded = dir.join("seeded");
     let marker = seeded.join("bench-seed.json");
-    let wanted =
-        json!({"products": plan.products, "customers": plan.customers, "orders": plan.orders});
+    let wanted = json!({"products": products, "customers": customers, "orders": orders});
     if let Ok(found) = std::fs::read(&marker)
         && let Ok(found) = serde_json::from_slice::<Value>(&found)
         && found["params"] == wanted
     {
         let events = found["events"].as_u64().unwrap_or(0);
+        let seconds = found["seconds"].as_f64().unwrap_or(f64::NAN);
         println!("data set: {} ({events} events, reused)", seeded.display());
-        return Ok((seeded, events));
+        return Ok(SeededSet {
+            dir: seeded,
+            events,
+            seconds,
+        });
     }
     let _ = std::fs::remove_dir_all(&seeded);
     std::fs::create_dir_all(&seeded)?;
     let started = Instant::now();
     let status = Command::new(load::harness()?)
         .arg("seed")
-        .args(["--products", &plan.products.to_string()])
-        .args(["--customers", &plan.customers.to_string()])
-        .args(["--orders", &plan.orders.to_string()])
+        .args(["--products", &products.to_string()])
+        .args(["--customers", &customers.to_string()])
+        .args(["--orders", &orders.to_string()])
         .env("SHOPSTREAM_DATA_DIR", &seeded)
         .env("SHOPSTREAM_LOG__FILTER", "warn")
         .status()
@@ -402,24 +438,29 @@ async fn seed_once(plan: &Plan, data: &Path) -> anyhow::Result<(PathBuf, u64)> {
     if !status.success() {
         bail!("seeding failed: {status}");
     }
-    // Build the read models once, so every copy starts caught up.
     let server = Server::serve(&seeded, free_port()?).await?;
-    let head = Api::new(&server.base)
+    let events = Api::new(&server.base)
         .get_json("/health/ready", None)
         .await?["event_store"]["head_position"]
         .as_u64()
         .unwrap_or(0);
     server.stop().await?;
+    let seconds = started.elapsed().as_secs_f64();
     std::fs::write(
         &marker,
-        serde_json::to_vec_pretty(&json!({"params": wanted, "events": head}))?,
+        serde_json::to_vec_pretty(
+            &json!({"params": wanted, "events": events, "seconds": seconds}),
+        )?,
     )?;
     println!(
-        "data set: {} ({head} events, seeded in {:.0} s)",
+        "data set: {} ({events} events, seeded in {seconds:.0} s)",
         seeded.display(),
-        started.elapsed().as_secs_f64()
     );
-    Ok((seeded, head))
+    Ok(SeededSet {
+        dir: seeded,
+        events,
+        seconds,
+    })
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -557,6 +598,7 @@ impl Suite {
             Scenario::Mixed => self.mixed().await?,
             Scenario::Stress => self.stress().await?,
             Scenario::Spike => self.spike().await?,
+            Scenario::CatalogueSize => self.catalogue_size().await?,
             Scenario::HotSku => self.hot_sku().await?,
             Scenario::HotSkuAmple => self.hot_sku_ample().await?,
             Scenario::Appends => self.appends().await?,

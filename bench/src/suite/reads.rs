@@ -274,3 +274,165 @@ impl Suite {
         })
     }
 }
+
+/// One catalogue size's runs in the catalogue-size scenario.
+#[derive(Debug, Serialize)]
+struct SizeRuns {
+    products: usize,
+    events: u64,
+    seed_seconds: f64,
+    /// Every product equally likely: the cache's worst case.
+    uniform: Run,
+    uniform_hit_ratio: f64,
+    /// Zipf(1.0) popularity, as the mixed workload browses.
+    zipf: Run,
+    zipf_hit_ratio: f64,
+    rss_mib: f64,
+}
+
+impl Suite {
+    /// Query latency as the catalogue grows: the same open-loop load of
+    /// product pages against catalogues of each size (seeded once, kept
+    /// under `<data>/catalogue/<size>`), first with every product equally
+    /// likely, then by Zipf(1.0) popularity. Each measured run follows an
+    /// unmeasured one of half its length with the same draw, so every
+    /// size is measured with its cache in the state that load keeps it in.
+    pub(super) async fn catalogue_size(&mut self) -> anyhow::Result<Outcome> {
+        let root = self.args.data.join(if self.plan.smoke {
+            "smoke-catalogue"
+        } else {
+            "catalogue"
+        });
+        let (rate, secs) = (self.plan.catalogue_rate, self.plan.seconds);
+        let mut sizes: Vec<SizeRuns> = Vec::new();
+        for &products in &self.plan.catalogue_sizes {
+            let set = seed_set(&root.join(products.to_string()), products, 0, 0).await?;
+            let server = Server::serve(&set.dir, free_port()?).await?;
+            let api = Api::new(&server.base);
+            let ids: Vec<String> = api.products().await?.into_iter().map(|p| p.0).collect();
+            if ids.len() != products {
+                bail!("the catalogue lists {} of {products} products", ids.len());
+            }
+            let uniform = self.args.out.join("catalogue-uniform.txt");
+            let zipf = self.args.out.join("catalogue-zipf.txt");
+            write_urls(&uniform, &api, ids.iter())?;
+            write_urls(&zipf, &api, zipf_draws(&ids, products.max(100_000))?)?;
+            let measure = async |urls: &Path| -> anyhow::Result<(Run, f64)> {
+                oha_urls(urls, 64, Some(rate), secs / 2.0).await?;
+                let (hits0, misses0) = users::cache_counts(&api).await?;
+                let run = oha_urls(urls, 64, Some(rate), secs).await?;
+                let (hits1, misses1) = users::cache_counts(&api).await?;
+                let (hits, misses) = (hits1 - hits0, misses1 - misses0);
+                Ok((run, hits / (hits + misses).max(1.0)))
+            };
+            let (uniform_run, uniform_hit_ratio) = measure(&uniform).await?;
+            let (zipf_run, zipf_hit_ratio) = measure(&zipf).await?;
+            let rss_mib = server.rss_mib()?;
+            server.stop().await?;
+            let _ = std::fs::remove_file(&uniform);
+            let _ = std::fs::remove_file(&zipf);
+            println!(
+                "  {products:>9} products ({} events, seeded in {:.0} s): uniform p50 {} p99 {} hit {:.1} %; \
+                 zipf p50 {} p99 {} hit {:.1} %; RSS {rss_mib:.0} MiB",
+                set.events,
+                set.seconds,
+                ms(uniform_run.p50_ms),
+                ms(uniform_run.p99_ms),
+                uniform_hit_ratio * 100.0,
+                ms(zipf_run.p50_ms),
+                ms(zipf_run.p99_ms),
+                zipf_hit_ratio * 100.0,
+            );
+            sizes.push(SizeRuns {
+                products,
+                events: set.events,
+                seed_seconds: set.seconds,
+                uniform: uniform_run,
+                uniform_hit_ratio,
+                zipf: zipf_run,
+                zipf_hit_ratio,
+                rss_mib,
+            });
+        }
+        let (first, last) = match (sizes.first(), sizes.last()) {
+            (Some(first), Some(last)) => (first, last),
+            _ => bail!("no catalogue size was measured"),
+        };
+        let growth = |p99: fn(&SizeRuns) -> f64| p99(last) / p99(first).max(f64::EPSILON);
+        let (uniform_growth, zipf_growth) =
+            (growth(|s| s.uniform.p99_ms), growth(|s| s.zipf.p99_ms));
+        let errors: u64 = sizes.iter().map(|s| s.uniform.errors + s.zipf.errors).sum();
+        let rows: Vec<String> = sizes
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} products: uniform p50 {} / p99 {} (hit {:.0} %), Zipf p50 {} / p99 {} (hit {:.0} %), RSS {:.0} MiB, seeded in {:.0} s",
+                    thousands(s.products as f64),
+                    ms(s.uniform.p50_ms),
+                    ms(s.uniform.p99_ms),
+                    s.uniform_hit_ratio * 100.0,
+                    ms(s.zipf.p50_ms),
+                    ms(s.zipf.p99_ms),
+                    s.zipf_hit_ratio * 100.0,
+                    s.rss_mib,
+                    s.seed_seconds,
+                )
+            })
+            .collect();
+        Ok(Outcome {
+            scenario: format!(
+                "query latency as the catalogue grows: GET /v1/products/{{id}} over random products, \
+                 open loop at {} req/s, latency-corrected",
+                thousands(f64::from(rate))
+            ),
+            command: String::new(),
+            result: format!(
+                "{}; p99 at {} products = **×{uniform_growth:.2}** (uniform) and **×{zipf_growth:.2}** (Zipf) \
+                 the p99 at {}; {errors} errors",
+                rows.join("; "),
+                thousands(last.products as f64),
+                thousands(first.products as f64),
+            ),
+            goal: "p99 at the largest catalogue within 1.5× of the smallest, both draws, 0 errors"
+                .into(),
+            met: Some(uniform_growth <= 1.5 && zipf_growth <= 1.5 && errors == 0),
+            baseline: format!(
+                "the same load on the {}-product catalogue",
+                thousands(first.products as f64)
+            ),
+            details: json!({"sizes": sizes, "rate": rate}),
+        })
+    }
+}
+
+/// Writes one product URL per line.
+fn write_urls<'a>(
+    file: &Path,
+    api: &Api,
+    ids: impl Iterator<Item = &'a String>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
+    for id in ids {
+        writeln!(out, "{}", api.url(&format!("/v1/products/{id}")))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `draws` products drawn by Zipf(1.0) popularity over a fixed shuffle of
+/// `ids` (the popular ones spread over the catalogue), as the mixed
+/// workload's browsers pick them.
+fn zipf_draws(ids: &[String], draws: usize) -> anyhow::Result<impl Iterator<Item = &String>> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    use rand_distr::Distribution;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut ranked: Vec<&String> = ids.iter().collect();
+    ranked.shuffle(&mut rng);
+    let zipf = rand_distr::Zipf::new(ranked.len() as f64, 1.0).context("zipf")?;
+    let picks: Vec<&String> = (0..draws)
+        .map(|_| ranked[(zipf.sample(&mut rng) as usize).clamp(1, ranked.len()) - 1])
+        .collect();
+    Ok(picks.into_iter())
+}

@@ -182,7 +182,7 @@ impl Suite {
     }
 }
 
-async fn cache_counts(api: &Api) -> anyhow::Result<(f64, f64)> {
+pub(super) async fn cache_counts(api: &Api) -> anyhow::Result<(f64, f64)> {
     Ok((
         api.metric("shopstream_query_cache_total", &["result=\"hit\""])
             .await?,

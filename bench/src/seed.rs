@@ -31,7 +31,7 @@ use shopstream::app::commands::catalogue::CreateProduct;
 use shopstream::app::commands::customers::RegisterCustomer;
 use shopstream::app::commands::inventory::ReceiveStock;
 use shopstream::app::commands::orders::{CancelOrder, PayOrder, ShipOrder};
-use shopstream::app::commands::{Actor, Command, CommandContext};
+use shopstream::app::commands::{Actor, Command, CommandContext, CommandError};
 use shopstream::config::Settings;
 
 #[derive(Args, Debug, Clone)]
@@ -102,11 +102,19 @@ async fn run_command<C: Command>(
     command: &C,
 ) -> anyhow::Result<C::Output> {
     let ctx = CommandContext::new(actor, format!("seed-{}", C::NAME));
-    app.commands
-        .execute(&ctx, command)
-        .await
-        .map(|done| done.output)
-        .with_context(|| format!("seeding: {}", C::NAME))
+    // As a client answered 409 `contention` would: try again. Orders of
+    // several popular products can lose every attempt to other checkouts.
+    let mut attempts = 0;
+    loop {
+        match app.commands.execute(&ctx, command).await {
+            Err(CommandError::Contention(_)) if attempts < 5 => attempts += 1,
+            done => {
+                return done
+                    .map(|done| done.output)
+                    .with_context(|| format!("seeding: {}", C::NAME));
+            }
+        }
+    }
 }
 
 /// What was seeded, for the benchmarks that use it.

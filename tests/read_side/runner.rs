@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shopstream_infra::read_store::{Delta, Progress as Reach, ReadSide, ReadStoreError, Target};
-use shopstream_infra::runner::rebuild_together;
+use shopstream_infra::runner::{ProjectionRunner, rebuild_together};
 use shopstream_projections::catalogue::{ALL, Catalogue, PRODUCTS_BY_NAME};
 use shopstream_projections::customers::Customers;
 use shopstream_projections::memory::MemoryRows;
@@ -390,11 +390,29 @@ async fn a_rebuild_with_nothing_to_apply_finishes_after_the_live_runner_checkpoi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebuilding_every_projection_from_one_read_matches_the_reference_under_load() {
+    rebuild_every_projection_under_load(|runner| runner).await;
+}
+
+/// A rebuild writes one page's rows while it applies the next; one that
+/// has forgotten rows reads them back from the store, which must first
+/// hold every page it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuilds_that_forget_rows_read_back_what_they_wrote() {
+    rebuild_every_projection_under_load(|runner| runner.with_build_known_rows(8)).await;
+}
+
+async fn rebuild_every_projection_under_load(
+    runner: impl Fn(ProjectionRunner) -> ProjectionRunner,
+) {
     let (side, shop, live) = running_shop(8, 20).await;
     let trading = shop.trade();
     let runners = shopstream_projections::all()
         .into_iter()
-        .map(|p| Arc::new(side.runner(p, live.progress.clone()).with_build_page(50)))
+        .map(|p| {
+            Arc::new(runner(
+                side.runner(p, live.progress.clone()).with_build_page(50),
+            ))
+        })
         .collect();
     let mut pages = 0;
     let rebuilt = tokio::time::timeout(

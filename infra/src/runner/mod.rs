@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event_store::{AllSlice, EventFilter, EventStore, RecordedEvent, StoreError};
 use crate::feed::{Checkpoint, EventFeed, FeedError, StoreFeed};
 use crate::read_store::{
-    DeadLetter, LetterStatus, PartitionProgress, Progress, ReadSide, ReadStoreError, Target,
+    DeadLetter, Delta, LetterStatus, PartitionProgress, Progress, ReadSide, ReadStoreError, Target,
 };
 use overlay::Overlay;
 
@@ -117,13 +117,14 @@ impl Known {
         }
     }
 
-    /// What a rebuild into fresh tables knows: every row, while they fit.
-    fn building(reads: &'static [&'static str]) -> Self {
+    /// What a rebuild into fresh tables knows: every row, while `limit`
+    /// of them fit.
+    fn building(reads: &'static [&'static str], limit: usize) -> Self {
         Self {
             rows: HashMap::default(),
             reads,
             complete: true,
-            limit: BUILD_KNOWN_ROWS,
+            limit,
         }
     }
 
@@ -194,9 +195,23 @@ pub async fn rebuild_together(
         feeds.push(feed);
         let runner = runner.clone();
         tasks.push(tokio::spawn(async move {
+            // A page's rows are written while the next page is applied, so
+            // one projection's work and its writes use both cores. A build
+            // that knows every row it reads back never asks the store; one
+            // that has forgotten some waits for its writes before reading.
+            let mut writing = None;
             while let Some(page) = pages.recv().await {
-                runner.build_page(&mut build, &page).await?;
+                if !build.known.complete {
+                    written(writing.take()).await?;
+                }
+                let rows = runner.build_page(&mut build, &page).await?;
+                written(writing.take()).await?;
+                let (runner, generation) = (runner.clone(), build.generation);
+                writing = Some(tokio::spawn(async move {
+                    runner.write_build(generation, rows).await
+                }));
             }
+            written(writing).await?;
             Ok::<_, RunnerError>(build)
         }));
     }
@@ -232,6 +247,23 @@ pub async fn rebuild_together(
     futures::future::try_join_all(finishing).await
 }
 
+/// A build's rows for one page of `$all`, not yet written.
+struct BuildRows {
+    deltas: Vec<Delta>,
+    /// Every event up to here is in them.
+    position: u64,
+}
+
+/// Waits for a build's write, if one is under way.
+async fn written(
+    writing: Option<tokio::task::JoinHandle<Result<(), RunnerError>>>,
+) -> Result<(), RunnerError> {
+    match writing {
+        Some(write) => write.await.map_err(RunnerError::Task)?,
+        None => Ok(()),
+    }
+}
+
 pub struct ProjectionRunner {
     projection: Arc<dyn Projection>,
     events: Arc<dyn EventStore>,
@@ -241,6 +273,8 @@ pub struct ProjectionRunner {
     feed: Arc<dyn EventFeed>,
     /// Events read per page while rebuilding.
     build_page: usize,
+    /// Rows a rebuild remembers before it forgets them all.
+    build_known_rows: usize,
 }
 
 impl ProjectionRunner {
@@ -257,6 +291,7 @@ impl ProjectionRunner {
             read,
             observer,
             build_page: BUILD_PAGE,
+            build_known_rows: BUILD_KNOWN_ROWS,
         }
     }
 
@@ -270,6 +305,13 @@ impl ProjectionRunner {
     /// Reads pages of `page` events while rebuilding (tests use small ones).
     pub fn with_build_page(mut self, page: usize) -> Self {
         self.build_page = page.max(1);
+        self
+    }
+
+    /// Remembers at most `rows` rows while rebuilding, then reads back
+    /// from the store (tests use few, to make a rebuild read back).
+    pub fn with_build_known_rows(mut self, rows: usize) -> Self {
+        self.build_known_rows = rows;
         self
     }
 
@@ -545,14 +587,20 @@ impl ProjectionRunner {
             generation,
             position: 0,
             applied: 0,
-            known: Known::building(p.reads()),
+            known: Known::building(p.reads(), self.build_known_rows),
         })
     }
 
     /// Applies a page of `$all` (read for several projections) to a build:
-    /// the events of this projection's types, and the page's end as its
-    /// checkpoint.
-    async fn build_page(&self, build: &mut Build, page: &AllSlice) -> Result<(), RunnerError> {
+    /// the events of this projection's types. The rows are remembered at
+    /// once, and returned with the page's end as their checkpoint, for
+    /// [`Self::write_build`] (a build is its generation's only writer, and
+    /// fails as a whole if a write does).
+    async fn build_page(
+        &self,
+        build: &mut Build,
+        page: &AllSlice,
+    ) -> Result<BuildRows, RunnerError> {
         let filter = self.filter();
         let mine: Vec<&RecordedEvent> = page
             .events
@@ -560,14 +608,30 @@ impl ProjectionRunner {
             .filter(|e| filter.matches(&e.event_type, &e.stream))
             .collect();
         build.applied += mine.len() as u64;
-        self.apply(
-            Target::Build(build.generation),
-            &mine,
-            Checkpoint::Position(page.scanned_to),
-            &mut build.known,
-        )
-        .await?;
+        let (deltas, now_known) = self
+            .rows_of(build.generation, &mine, true, &build.known)
+            .await?;
+        build.known.remember(now_known);
         build.position = page.scanned_to;
+        Ok(BuildRows {
+            deltas,
+            position: page.scanned_to,
+        })
+    }
+
+    /// Writes a page's rows into a build, then its checkpoint.
+    async fn write_build(&self, generation: u32, rows: BuildRows) -> Result<(), RunnerError> {
+        if !rows.deltas.is_empty() {
+            self.read.rows.apply(generation, rows.deltas).await?;
+        }
+        self.read
+            .registry
+            .advance(
+                self.name(),
+                Target::Build(generation),
+                Progress::to(rows.position),
+            )
+            .await?;
         Ok(())
     }
 
@@ -624,16 +688,11 @@ impl ProjectionRunner {
         known: &mut Known,
     ) -> Result<(), RunnerError> {
         let generation = target.generation();
-        let mut overlay = Overlay::default();
-        for event in events {
-            self.apply_event(event, generation, &mut overlay, known)
-                .await?;
-        }
         // A rebuild is its generation's only writer (starting another
         // supersedes it), so it can write whole rows; a live runner may
         // have a twin in another process, so the store merges its changes.
         let whole = matches!(target, Target::Build(_));
-        let (deltas, now_known) = overlay.finish(whole, |key| known.base(key));
+        let (deltas, now_known) = self.rows_of(generation, events, whole, known).await?;
         let changed = if deltas.is_empty() {
             Vec::new()
         } else {
@@ -682,6 +741,23 @@ impl ProjectionRunner {
                 .applied(self.name(), g, checkpoint, &changed, &lags);
         }
         Ok(())
+    }
+
+    /// The rows a slice of events changes, as deltas for the store, and the
+    /// rows of the tables the projection reads back as they now are.
+    async fn rows_of(
+        &self,
+        generation: u32,
+        events: &[&RecordedEvent],
+        whole: bool,
+        known: &Known,
+    ) -> Result<(Vec<Delta>, HashMap<RowKey, Row>), RunnerError> {
+        let mut overlay = Overlay::default();
+        for event in events {
+            self.apply_event(event, generation, &mut overlay, known)
+                .await?;
+        }
+        Ok(overlay.finish(whole, |key| known.base(key)))
     }
 
     /// Applies one event to the overlay; `false` when it could not be

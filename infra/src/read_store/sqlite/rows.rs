@@ -134,43 +134,71 @@ impl RowStore for SqliteReadStore {
     async fn apply(
         &self,
         generation: u32,
-        deltas: Vec<Delta>,
+        mut deltas: Vec<Delta>,
     ) -> Result<Vec<RowKey>, ReadStoreError> {
         for delta in &deltas {
             valid_table(&delta.key.table)?;
+        }
+        // Off the one writer connection: rows in key order (each table's
+        // B-tree then takes them page by page, not at random), whole rows
+        // already encoded, and one statement text per table.
+        deltas.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let encoded: Vec<Option<String>> = deltas
+            .iter()
+            .map(|d| {
+                d.whole
+                    .then(|| serde_json::to_string(&d.change).map_err(corrupt))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut upserts: Vec<(String, String)> = Vec::new();
+        for delta in &deltas {
+            if upserts
+                .last()
+                .is_none_or(|(table, _)| *table != delta.key.table)
+            {
+                upserts.push((
+                    delta.key.table.clone(),
+                    format!(
+                        "INSERT INTO \"{}\" (pk, ck, row, live) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (pk, ck) DO UPDATE SET row = excluded.row, live = excluded.live",
+                        physical(&delta.key.table, generation)
+                    ),
+                ));
+            }
         }
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_err)?;
             let mut changed = Vec::new();
-            for delta in deltas {
-                let (row, was_live) = if delta.whole {
-                    (delta.change, true)
-                } else {
-                    let mut row = get_row(&tx, generation, &delta.key)?.unwrap_or_default();
-                    let was_live = row.is_live();
-                    if !row.absorb(&delta.change) {
-                        continue;
+            let mut rows = deltas.into_iter().zip(encoded).peekable();
+            for (table, sql) in &upserts {
+                let mut upsert = tx.prepare_cached(sql).map_err(sql_err)?;
+                while let Some((delta, text)) = rows.next_if(|(d, _)| d.key.table == *table) {
+                    let (text, live, was_live) = match text {
+                        Some(text) => (text, delta.change.is_live(), true),
+                        None => {
+                            let mut row = get_row(&tx, generation, &delta.key)?.unwrap_or_default();
+                            let was_live = row.is_live();
+                            if !row.absorb(&delta.change) {
+                                continue;
+                            }
+                            let text = serde_json::to_string(&row).map_err(corrupt)?;
+                            (text, row.is_live(), was_live)
+                        }
+                    };
+                    upsert
+                        .execute(params![
+                            delta.key.partition,
+                            delta.key.clustering,
+                            text,
+                            live
+                        ])
+                        .map_err(sql_err)?;
+                    if was_live || live {
+                        changed.push(delta.key);
                     }
-                    (row, was_live)
-                };
-                let text = serde_json::to_string(&row).map_err(corrupt)?;
-                tx.prepare_cached(&format!(
-                    "INSERT INTO \"{}\" (pk, ck, row, live) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (pk, ck) DO UPDATE SET row = excluded.row, live = excluded.live",
-                    physical(&delta.key.table, generation)
-                ))
-                .map_err(sql_err)?
-                .execute(params![
-                    delta.key.partition,
-                    delta.key.clustering,
-                    text,
-                    row.is_live()
-                ])
-                .map_err(sql_err)?;
-                if was_live || row.is_live() {
-                    changed.push(delta.key);
                 }
             }
             tx.commit().map_err(sql_err)?;

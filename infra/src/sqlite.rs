@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::ffi::c_int;
+
+use rusqlite::hooks::Wal;
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags};
 
 /// How hard a commit tries to reach the disk.
@@ -22,9 +26,10 @@ pub enum Durability {
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a connection for writing, in WAL mode, with the given durability.
+/// Opens a connection for writing, in WAL mode, with the given durability,
+/// its checkpoints run on a thread of their own.
 fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
@@ -37,7 +42,75 @@ fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
     )?;
     conn.pragma_update(None, "cache_size", -16_000)?;
     conn.set_prepared_statement_cache_capacity(64);
+    checkpoint_aside(&mut conn, path)?;
     Ok(conn)
+}
+
+/// WAL pages after which a commit asks for a checkpoint (SQLite's own
+/// automatic threshold).
+const CHECKPOINT_PAGES: c_int = 1000;
+
+/// WAL pages past which the writer checkpoints itself, as SQLite would on
+/// its own: the bound on the WAL should the checkpoint thread fall behind.
+const CHECKPOINT_PAGES_MAX: c_int = 64 * CHECKPOINT_PAGES;
+
+/// Moves the writer's automatic checkpoints onto a thread of their own.
+///
+/// SQLite checkpoints in the commit that takes the WAL past 1,000 pages:
+/// the committing writer copies the WAL into the database and waits for
+/// the fsync that ends the copy. A rebuild of the read models spent most
+/// of its time there, and a group commit of the event store waits there
+/// with every append it carries. Here that commit only nudges the
+/// checkpoint thread, which runs a passive checkpoint (it never blocks the
+/// writer or readers) on its own connection; the writer goes on at once.
+/// Durability is unchanged: a commit is durable in the WAL, and a crash
+/// before a checkpoint recovers from it.
+///
+/// The thread ends with the writer connection, whose hook holds the only
+/// sender. Should it fall behind (or not start), the writer checkpoints
+/// itself past [`CHECKPOINT_PAGES_MAX`].
+fn checkpoint_aside(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> {
+    let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            // A connection checkpoints only once it has seen the file is
+            // in WAL mode; asking for the mode is the cheapest look.
+            let opened = Connection::open(&path).and_then(|conn| {
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                Ok(conn)
+            });
+            let conn = match opened {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "cannot open a connection for checkpoints");
+                    return;
+                }
+            };
+            while nudged.recv().is_ok() {
+                // Busy: another process's checkpoint is under way, which
+                // does the same work.
+                if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)
+                    && e.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy)
+                {
+                    tracing::warn!(error = %e, path = %path.display(), "checkpoint failed");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a SQLite checkpoint thread");
+    }
+    conn.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
+        if pages >= CHECKPOINT_PAGES_MAX {
+            // The thread is behind or gone: do what SQLite would.
+            let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
+        } else if pages >= CHECKPOINT_PAGES {
+            // Full: a nudge is already waiting.
+            let _ = nudge.try_send(());
+        }
+        Ok(())
+    }))
 }
 
 /// Opens a writing connection and brings its schema up with `prepare`,
@@ -194,5 +267,40 @@ fn reader(path: &Path, queue: &Mutex<std::sync::mpsc::Receiver<Job>>) {
             }
             Err(e) => job(Err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checkpoints moved off the writer still happen: a commit that takes
+    /// the WAL past the threshold reaches the database file, whose size
+    /// only a checkpoint grows.
+    #[test]
+    fn a_commit_past_the_threshold_reaches_the_database_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("wal.sqlite");
+        let mut conn = open_writer(&path, Durability::Os).expect("a writer");
+        conn.execute_batch("CREATE TABLE t (v BLOB NOT NULL)")
+            .expect("a table");
+        let before = std::fs::metadata(&path).expect("the file").len();
+        let tx = conn.transaction().expect("a transaction");
+        for _ in 0..CHECKPOINT_PAGES + 200 {
+            tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
+                .expect("a row");
+        }
+        tx.commit().expect("the commit");
+        let wanted = before + CHECKPOINT_PAGES as u64 * 4000;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        // Polls the file: nothing else tells when a checkpoint has run.
+        while std::fs::metadata(&path).expect("the file").len() < wanted {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL never reached the database file"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(conn);
     }
 }

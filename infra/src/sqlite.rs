@@ -26,8 +26,8 @@ pub enum Durability {
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a connection for writing, in WAL mode, with the given durability,
-/// its checkpoints run on a thread of their own.
+/// Opens a connection for writing, in WAL mode, with the given durability;
+/// with [`Durability::Os`], its checkpoints run on a thread of their own.
 fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -42,7 +42,9 @@ fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
     )?;
     conn.pragma_update(None, "cache_size", -16_000)?;
     conn.set_prepared_statement_cache_capacity(64);
-    checkpoint_aside(&mut conn, path)?;
+    if durability == Durability::Os {
+        checkpoint_aside(&mut conn, path)?;
+    }
     Ok(conn)
 }
 
@@ -58,13 +60,18 @@ const CHECKPOINT_PAGES_MAX: c_int = 64 * CHECKPOINT_PAGES;
 ///
 /// SQLite checkpoints in the commit that takes the WAL past 1,000 pages:
 /// the committing writer copies the WAL into the database and waits for
-/// the fsync that ends the copy. A rebuild of the read models spent most
-/// of its time there, and a group commit of the event store waits there
-/// with every append it carries. Here that commit only nudges the
+/// the fsync that ends the copy. Where commits do not fsync (the read
+/// store), that fsync is the writer's only wait, and a rebuild of the read
+/// models spent most of its waits there. Here that commit only nudges the
 /// checkpoint thread, which runs a passive checkpoint (it never blocks the
 /// writer or readers) on its own connection; the writer goes on at once.
 /// Durability is unchanged: a commit is durable in the WAL, and a crash
 /// before a checkpoint recovers from it.
+///
+/// Not where every commit fsyncs (the event store by default): there the
+/// thread's fsync of the database competed with the group commit's fsync
+/// of the WAL on the same disk, and 64 writers appended ×0.78 as many
+/// events (30,600 against 39,500 events/s, interleaved, same run).
 ///
 /// The thread ends with the writer connection, whose hook holds the only
 /// sender. Should it fall behind (or not start), the writer checkpoints

@@ -48,6 +48,16 @@ fn open_writer(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
     Ok(conn)
 }
 
+/// A connection for [`checkpoint_aside`]'s thread. It checkpoints only once
+/// it has seen that the file is in WAL mode (before that its checkpoints
+/// do nothing): asking for the mode is the cheapest look.
+fn open_for_checkpoints(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    Ok(conn)
+}
+
 /// WAL pages after which a commit asks for a checkpoint (SQLite's own
 /// automatic threshold).
 const CHECKPOINT_PAGES: c_int = 1000;
@@ -82,27 +92,30 @@ fn checkpoint_aside(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> 
     let spawned = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
-            // A connection checkpoints only once it has seen the file is
-            // in WAL mode; asking for the mode is the cheapest look.
-            let opened = Connection::open(&path).and_then(|conn| {
-                conn.pragma_update(None, "journal_mode", "WAL")?;
-                Ok(conn)
-            });
-            let conn = match opened {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::error!(error = %e, path = %path.display(), "cannot open a connection for checkpoints");
-                    return;
-                }
-            };
+            // Opened on the first nudge, and again on the next one after a
+            // failure (another process recovering the WAL as this one
+            // starts, say).
+            let mut conn: Option<Connection> = None;
             while nudged.recv().is_ok() {
+                let opened = match conn.take() {
+                    Some(c) => Ok(c),
+                    None => open_for_checkpoints(&path),
+                };
+                let c = match opened {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %path.display(), "cannot open a connection for checkpoints");
+                        continue;
+                    }
+                };
                 // Busy: another process's checkpoint is under way, which
                 // does the same work.
-                if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)
+                if let Err(e) = c.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)
                     && e.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy)
                 {
                     tracing::warn!(error = %e, path = %path.display(), "checkpoint failed");
                 }
+                conn = Some(c);
             }
         });
     if let Err(e) = spawned {

@@ -195,23 +195,14 @@ pub async fn rebuild_together(
         feeds.push(feed);
         let runner = runner.clone();
         tasks.push(tokio::spawn(async move {
-            // A page's rows are written while the next page is applied, so
-            // one projection's work and its writes use both cores. A build
-            // that knows every row it reads back never asks the store; one
-            // that has forgotten some waits for its writes before reading.
-            let mut writing = None;
-            while let Some(page) = pages.recv().await {
-                if !build.known.complete {
-                    written(writing.take()).await?;
-                }
-                let rows = runner.build_page(&mut build, &page).await?;
-                written(writing.take()).await?;
-                let (runner, generation) = (runner.clone(), build.generation);
-                writing = Some(tokio::spawn(async move {
-                    runner.write_build(generation, rows).await
-                }));
-            }
-            written(writing).await?;
+            let mut writing: Writing = None;
+            let built = runner
+                .build_pages(&mut build, &mut pages, &mut writing)
+                .await;
+            // Whatever the pages did, a write under way ends before the
+            // task does (the pages' error, if any, is the one reported).
+            let wrote = written(&mut writing).await;
+            built.and(wrote)?;
             Ok::<_, RunnerError>(build)
         }));
     }
@@ -254,11 +245,12 @@ struct BuildRows {
     position: u64,
 }
 
+/// A build's write of its last page, while it may be under way.
+type Writing = Option<tokio::task::JoinHandle<Result<(), RunnerError>>>;
+
 /// Waits for a build's write, if one is under way.
-async fn written(
-    writing: Option<tokio::task::JoinHandle<Result<(), RunnerError>>>,
-) -> Result<(), RunnerError> {
-    match writing {
+async fn written(writing: &mut Writing) -> Result<(), RunnerError> {
+    match writing.take() {
         Some(write) => write.await.map_err(RunnerError::Task)?,
         None => Ok(()),
     }
@@ -505,7 +497,7 @@ impl ProjectionRunner {
             let fresh = Known::live(self.projection.reads());
             let mut overlay = Overlay::default();
             if !self
-                .apply_event(&event, generation, &mut overlay, &fresh)
+                .apply_event(&event, generation, &mut overlay, &fresh, &mut None)
                 .await?
             {
                 continue;
@@ -591,6 +583,28 @@ impl ProjectionRunner {
         })
     }
 
+    /// Applies the pages of `$all` a rebuild hands this projection. A
+    /// page's rows are written on a task of their own while the next page
+    /// is applied, so one projection's work and its writes use both cores;
+    /// a page that must read rows back from the store waits for that
+    /// write first (see [`Self::apply_event`]).
+    async fn build_pages(
+        self: &Arc<Self>,
+        build: &mut Build,
+        pages: &mut tokio::sync::mpsc::Receiver<Arc<AllSlice>>,
+        writing: &mut Writing,
+    ) -> Result<(), RunnerError> {
+        while let Some(page) = pages.recv().await {
+            let rows = self.build_page(build, &page, writing).await?;
+            written(writing).await?;
+            let (runner, generation) = (self.clone(), build.generation);
+            *writing = Some(tokio::spawn(async move {
+                runner.write_build(generation, rows).await
+            }));
+        }
+        Ok(())
+    }
+
     /// Applies a page of `$all` (read for several projections) to a build:
     /// the events of this projection's types. The rows are remembered at
     /// once, and returned with the page's end as their checkpoint, for
@@ -600,6 +614,7 @@ impl ProjectionRunner {
         &self,
         build: &mut Build,
         page: &AllSlice,
+        writing: &mut Writing,
     ) -> Result<BuildRows, RunnerError> {
         let filter = self.filter();
         let mine: Vec<&RecordedEvent> = page
@@ -609,7 +624,7 @@ impl ProjectionRunner {
             .collect();
         build.applied += mine.len() as u64;
         let (deltas, now_known) = self
-            .rows_of(build.generation, &mine, true, &build.known)
+            .rows_of(build.generation, &mine, true, &build.known, writing)
             .await?;
         build.known.remember(now_known);
         build.position = page.scanned_to;
@@ -692,7 +707,9 @@ impl ProjectionRunner {
         // supersedes it), so it can write whole rows; a live runner may
         // have a twin in another process, so the store merges its changes.
         let whole = matches!(target, Target::Build(_));
-        let (deltas, now_known) = self.rows_of(generation, events, whole, known).await?;
+        let (deltas, now_known) = self
+            .rows_of(generation, events, whole, known, &mut None)
+            .await?;
         let changed = if deltas.is_empty() {
             Vec::new()
         } else {
@@ -751,10 +768,11 @@ impl ProjectionRunner {
         events: &[&RecordedEvent],
         whole: bool,
         known: &Known,
+        writing: &mut Writing,
     ) -> Result<(Vec<Delta>, HashMap<RowKey, Row>), RunnerError> {
         let mut overlay = Overlay::default();
         for event in events {
-            self.apply_event(event, generation, &mut overlay, known)
+            self.apply_event(event, generation, &mut overlay, known, writing)
                 .await?;
         }
         Ok(overlay.finish(whole, |key| known.base(key)))
@@ -768,6 +786,7 @@ impl ProjectionRunner {
         generation: u32,
         overlay: &mut Overlay,
         known: &Known,
+        writing: &mut Writing,
     ) -> Result<bool, RunnerError> {
         let envelope = envelope(event);
         loop {
@@ -788,6 +807,8 @@ impl ProjectionRunner {
                         }
                     }
                     if !missing.is_empty() {
+                        // The store must first hold the build's last page.
+                        written(writing).await?;
                         let rows = self.read.rows.get_many(generation, missing.clone()).await?;
                         for (key, row) in missing.into_iter().zip(rows) {
                             overlay.learn(key, row);

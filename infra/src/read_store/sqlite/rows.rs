@@ -142,7 +142,8 @@ impl RowStore for SqliteReadStore {
         // Off the one writer connection: rows in key order (each table's
         // B-tree then takes them page by page, not at random), whole rows
         // already encoded, and one statement text per table.
-        deltas.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        // Stable: of two changes to one row, the later still wins.
+        deltas.sort_by(|a, b| a.key.cmp(&b.key));
         let encoded: Vec<Option<String>> = deltas
             .iter()
             .map(|d| {

@@ -66,6 +66,11 @@ const CHECKPOINT_PAGES: c_int = 1000;
 /// its own: the bound on the WAL should the checkpoint thread fall behind.
 const CHECKPOINT_PAGES_MAX: c_int = 64 * CHECKPOINT_PAGES;
 
+/// Bytes of WAL file kept when the log starts over: one that grew while
+/// the checkpoint thread caught up is cut back to this, not kept at its
+/// largest (SQLite reuses the file and never shrinks it otherwise).
+const WAL_KEPT_BYTES: i64 = 16 << 20;
+
 /// Moves the writer's automatic checkpoints onto a thread of their own.
 ///
 /// SQLite checkpoints in the commit that takes the WAL past 1,000 pages:
@@ -121,6 +126,7 @@ fn checkpoint_aside(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> 
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start a SQLite checkpoint thread");
     }
+    conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
     conn.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
         if pages >= CHECKPOINT_PAGES_MAX {
             // The thread is behind or gone: do what SQLite would.
@@ -294,23 +300,35 @@ fn reader(path: &Path, queue: &Mutex<std::sync::mpsc::Receiver<Job>>) {
 mod tests {
     use super::*;
 
+    /// A writer with checkpoints beside it on `wal.sqlite` in a fresh
+    /// directory, with an empty table `t`.
+    fn writer() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let conn = open_writer(&dir.path().join("wal.sqlite"), Durability::Os).expect("a writer");
+        conn.execute_batch("CREATE TABLE t (v BLOB NOT NULL)")
+            .expect("a table");
+        (dir, conn)
+    }
+
+    /// One commit of `pages` rows of about a page each.
+    fn commit_pages(conn: &mut Connection, pages: i64) {
+        let tx = conn.transaction().expect("a transaction");
+        for _ in 0..pages {
+            tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
+                .expect("a row");
+        }
+        tx.commit().expect("the commit");
+    }
+
     /// Checkpoints moved off the writer still happen: a commit that takes
     /// the WAL past the threshold reaches the database file, whose size
     /// only a checkpoint grows.
     #[test]
     fn a_commit_past_the_threshold_reaches_the_database_file() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (dir, mut conn) = writer();
         let path = dir.path().join("wal.sqlite");
-        let mut conn = open_writer(&path, Durability::Os).expect("a writer");
-        conn.execute_batch("CREATE TABLE t (v BLOB NOT NULL)")
-            .expect("a table");
         let before = std::fs::metadata(&path).expect("the file").len();
-        let tx = conn.transaction().expect("a transaction");
-        for _ in 0..CHECKPOINT_PAGES + 200 {
-            tx.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
-                .expect("a row");
-        }
-        tx.commit().expect("the commit");
+        commit_pages(&mut conn, i64::from(CHECKPOINT_PAGES) + 200);
         let wanted = before + CHECKPOINT_PAGES as u64 * 4000;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         // Polls the file: nothing else tells when a checkpoint has run.
@@ -322,5 +340,32 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         drop(conn);
+    }
+
+    /// A WAL that grew past the size kept is cut back once it starts over.
+    #[test]
+    fn a_grown_wal_is_cut_back_when_it_starts_over() {
+        let (dir, mut conn) = writer();
+        commit_pages(&mut conn, 2 * WAL_KEPT_BYTES / 4000);
+        let wal = dir.path().join("wal.sqlite-wal");
+        let grown = std::fs::metadata(&wal).expect("the WAL").len();
+        assert!(grown > WAL_KEPT_BYTES as u64, "the WAL grew: {grown} bytes");
+        // The log starts over at the first commit after a checkpoint has
+        // taken all of it into the database; nothing tells when that is,
+        // so commit until it has happened.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            conn.execute("INSERT INTO t (v) VALUES (zeroblob(10))", [])
+                .expect("a row");
+            let kept = std::fs::metadata(&wal).expect("the WAL").len();
+            if kept <= WAL_KEPT_BYTES as u64 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was never cut back: {kept} bytes after {grown}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

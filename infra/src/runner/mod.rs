@@ -451,13 +451,8 @@ impl ProjectionRunner {
                 self.still_live(generation).await?;
             }
             let events: Vec<&RecordedEvent> = batch.events.iter().collect();
-            self.apply(
-                Target::Live(generation),
-                &events,
-                batch.checkpoint.clone(),
-                &mut known,
-            )
-            .await?;
+            self.apply(generation, &events, batch.checkpoint.clone(), &mut known)
+                .await?;
             feed.acknowledge(&batch).await?;
             persisted = std::time::Instant::now();
         }
@@ -622,15 +617,30 @@ impl ProjectionRunner {
             .iter()
             .filter(|e| filter.matches(&e.event_type, &e.stream))
             .collect();
-        build.applied += mine.len() as u64;
+        self.build_slice(build, &mine, page.scanned_to, writing)
+            .await
+    }
+
+    /// Applies events to a build, every one up to `scanned_to`: their rows
+    /// (whole: a rebuild is its generation's only writer, since starting
+    /// another supersedes it) remembered at once and returned with
+    /// `scanned_to` as their checkpoint.
+    async fn build_slice(
+        &self,
+        build: &mut Build,
+        events: &[&RecordedEvent],
+        scanned_to: u64,
+        writing: &mut Writing,
+    ) -> Result<BuildRows, RunnerError> {
         let (deltas, now_known) = self
-            .rows_of(build.generation, &mine, true, &build.known, writing)
+            .rows_of(build.generation, events, true, &build.known, writing)
             .await?;
         build.known.remember(now_known);
-        build.position = page.scanned_to;
+        build.applied += events.len() as u64;
+        build.position = build.position.max(scanned_to);
         Ok(BuildRows {
             deltas,
-            position: page.scanned_to,
+            position: scanned_to,
         })
     }
 
@@ -668,15 +678,10 @@ impl ProjectionRunner {
             // Even with no events, record that the build has looked this
             // far: the live runner's checkpoint moves on without events of
             // its own, and the switch waits for the build to be as far.
-            self.apply(
-                Target::Build(build.generation),
-                &events,
-                Checkpoint::Position(slice.scanned_to),
-                &mut build.known,
-            )
-            .await?;
-            build.position = build.position.max(slice.scanned_to);
-            build.applied += events.len() as u64;
+            let rows = self
+                .build_slice(&mut build, &events, slice.scanned_to, &mut None)
+                .await?;
+            self.write_build(build.generation, rows).await?;
             if events.is_empty() {
                 if self.read.finish_build(name, build.generation).await? {
                     self.observer
@@ -694,21 +699,18 @@ impl ProjectionRunner {
         }
     }
 
-    /// Applies one slice of events: their rows, then the checkpoint.
+    /// Applies one slice of live events: their rows, then the checkpoint.
+    /// A live runner may have a twin in another process, so the store
+    /// merges its changes (rebuilds write whole rows: [`Self::build_slice`]).
     async fn apply(
         &self,
-        target: Target,
+        generation: u32,
         events: &[&RecordedEvent],
         checkpoint: Checkpoint,
         known: &mut Known,
     ) -> Result<(), RunnerError> {
-        let generation = target.generation();
-        // A rebuild is its generation's only writer (starting another
-        // supersedes it), so it can write whole rows; a live runner may
-        // have a twin in another process, so the store merges its changes.
-        let whole = matches!(target, Target::Build(_));
         let (deltas, now_known) = self
-            .rows_of(generation, events, whole, known, &mut None)
+            .rows_of(generation, events, false, known, &mut None)
             .await?;
         let changed = if deltas.is_empty() {
             Vec::new()
@@ -737,26 +739,24 @@ impl ProjectionRunner {
         let checkpoint = match self
             .read
             .registry
-            .advance(self.name(), target, progress)
+            .advance(self.name(), Target::Live(generation), progress)
             .await
         {
             Ok(checkpoint) => checkpoint,
             Err(e) => {
-                if let (Target::Live(g), false) = (target, changed.is_empty()) {
-                    self.observer.changed(self.name(), g, &changed);
+                if !changed.is_empty() {
+                    self.observer.changed(self.name(), generation, &changed);
                 }
                 return Err(e.into());
             }
         };
-        if let Target::Live(g) = target {
-            let now = Utc::now();
-            let lags: Vec<Duration> = events
-                .iter()
-                .map(|e| (now - e.recorded_at).to_std().unwrap_or_default())
-                .collect();
-            self.observer
-                .applied(self.name(), g, checkpoint, &changed, &lags);
-        }
+        let now = Utc::now();
+        let lags: Vec<Duration> = events
+            .iter()
+            .map(|e| (now - e.recorded_at).to_std().unwrap_or_default())
+            .collect();
+        self.observer
+            .applied(self.name(), generation, checkpoint, &changed, &lags);
         Ok(())
     }
 

@@ -144,28 +144,24 @@ impl RowStore for SqliteReadStore {
         // already encoded, and one statement text per table.
         // Stable: of two changes to one row, the later still wins.
         deltas.sort_by(|a, b| a.key.cmp(&b.key));
-        let encoded: Vec<Option<String>> = deltas
-            .iter()
-            .map(|d| {
-                d.whole
-                    .then(|| serde_json::to_string(&d.change).map_err(corrupt))
-                    .transpose()
-            })
-            .collect::<Result<_, _>>()?;
-        let mut upserts: Vec<(String, String)> = Vec::new();
-        for delta in &deltas {
-            if upserts
-                .last()
-                .is_none_or(|(table, _)| *table != delta.key.table)
-            {
-                upserts.push((
-                    delta.key.table.clone(),
+        let mut by_table: Vec<(String, Vec<(Delta, Option<String>)>)> = Vec::new();
+        for delta in deltas {
+            let text = delta
+                .whole
+                .then(|| serde_json::to_string(&delta.change).map_err(corrupt))
+                .transpose()?;
+            match by_table.last_mut() {
+                Some((_, rows)) if rows[0].0.key.table == delta.key.table => {
+                    rows.push((delta, text));
+                }
+                _ => by_table.push((
                     format!(
                         "INSERT INTO \"{}\" (pk, ck, row, live) VALUES (?1, ?2, ?3, ?4) \
                          ON CONFLICT (pk, ck) DO UPDATE SET row = excluded.row, live = excluded.live",
                         physical(&delta.key.table, generation)
                     ),
-                ));
+                    vec![(delta, text)],
+                )),
             }
         }
         self.write(move |conn| {
@@ -173,10 +169,9 @@ impl RowStore for SqliteReadStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_err)?;
             let mut changed = Vec::new();
-            let mut rows = deltas.into_iter().zip(encoded).peekable();
-            for (table, sql) in &upserts {
-                let mut upsert = tx.prepare_cached(sql).map_err(sql_err)?;
-                while let Some((delta, text)) = rows.next_if(|(d, _)| d.key.table == *table) {
+            for (sql, rows) in by_table {
+                let mut upsert = tx.prepare_cached(&sql).map_err(sql_err)?;
+                for (delta, text) in rows {
                     let (text, live, was_live) = match text {
                         Some(text) => (text, delta.change.is_live(), true),
                         None => {

@@ -1,11 +1,10 @@
 //! What both embedded stores share: opening SQLite files the same way and a
 //! small pool of reader threads, each with its own connection.
 
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use std::ffi::c_int;
 
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
@@ -102,11 +101,7 @@ fn checkpoint_aside(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> 
             // starts, say).
             let mut conn: Option<Connection> = None;
             while nudged.recv().is_ok() {
-                let opened = match conn.take() {
-                    Some(c) => Ok(c),
-                    None => open_for_checkpoints(&path),
-                };
-                let c = match opened {
+                let c = match conn.take().map_or_else(|| open_for_checkpoints(&path), Ok) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, path = %path.display(), "cannot open a connection for checkpoints");

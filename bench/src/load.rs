@@ -474,6 +474,16 @@ impl UsersRun {
     }
 }
 
+/// Products most popular first: a fixed shuffle of the list, so the popular
+/// products are spread over categories and names, and every scenario that
+/// draws by Zipf(1.0) rank draws the same products as popular.
+pub fn by_popularity<T>(mut products: Vec<T>) -> Vec<T> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    products.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
+    products
+}
+
 /// The files `shopstream-vu` reads: tokens, products by popularity,
 /// categories and search words.
 pub struct VirtualUsers {
@@ -503,12 +513,7 @@ impl VirtualUsers {
             .collect();
         searches.sort_unstable();
         searches.dedup();
-        // Popularity rank: a fixed shuffle of the list, so the popular
-        // products are spread over categories and names.
-        let mut ranked: Vec<&str> = products.iter().map(|p| p.0.as_str()).collect();
-        use rand::SeedableRng;
-        use rand::seq::SliceRandom;
-        ranked.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
+        let ranked = by_popularity(products.iter().map(|p| p.0.as_str()).collect());
         std::fs::write(dir.join("tokens.txt"), tokens.join("\n"))?;
         std::fs::write(dir.join("products.txt"), ranked.join("\n"))?;
         std::fs::write(dir.join("categories.txt"), categories.join("\n"))?;

@@ -420,16 +420,14 @@ fn write_urls<'a>(
     Ok(())
 }
 
-/// `draws` products drawn by Zipf(1.0) popularity over a fixed shuffle of
-/// `ids` (the popular ones spread over the catalogue), as the mixed
-/// workload's browsers pick them.
+/// `draws` products drawn by Zipf(1.0) popularity over
+/// [`load::by_popularity`]'s rank, as the mixed workload's browsers pick
+/// them.
 fn zipf_draws(ids: &[String], draws: usize) -> anyhow::Result<impl Iterator<Item = &String>> {
     use rand::SeedableRng;
-    use rand::seq::SliceRandom;
     use rand_distr::Distribution;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let mut ranked: Vec<&String> = ids.iter().collect();
-    ranked.shuffle(&mut rng);
+    let ranked = load::by_popularity(ids.iter().collect::<Vec<&String>>());
     let zipf = rand_distr::Zipf::new(ranked.len() as f64, 1.0).context("zipf")?;
     let picks: Vec<&String> = (0..draws)
         .map(|_| ranked[(zipf.sample(&mut rng) as usize).clamp(1, ranked.len()) - 1])
